@@ -1,0 +1,58 @@
+# Shopbridge: `make help` lists the targets. CI runs `make test` (through .ci/run), exactly as a person does.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+INFRA := deploy/local/infra.sh
+# Exports NATS_URL and DATABASE_URL for the servers `make infra` runs (or the ones you pointed it at).
+WITH_INFRA := eval "$$($(INFRA) env)" &&
+CARGO ?= cargo
+ONLY ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: infra infra-fast infra-down infra-purge infra-status
+infra: ## Start NATS 2.15 (JetStream) and PostgreSQL on loopback, installing what is missing (idempotent)
+	$(INFRA) up
+infra-fast: ## Like infra, with PostgreSQL's fsync off (tests only)
+	SHOPBRIDGE_PG_FAST=1 $(INFRA) up
+infra-down: ## Stop what `make infra` started, and only that
+	$(INFRA) down
+infra-purge: ## Stop it and delete its data
+	$(INFRA) down --purge
+infra-status: ## Show what runs, and where
+	$(INFRA) status
+
+.PHONY: topology
+topology: ## Apply the JetStream topology in deploy/nats/topology.yaml (idempotent)
+	$(CARGO) build --bin shopbridge-nats-topology
+	$(WITH_INFRA) target/debug/shopbridge-nats-topology apply --file deploy/nats/topology.yaml
+
+.PHONY: build
+build: ## Build every binary
+	$(CARGO) build --workspace --bins
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: lint
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test
+test: infra-fast topology lint build ## Everything CI checks: infra, topology, lint, all tests, chart validation
+	$(WITH_INFRA) $(CARGO) nextest run --workspace --no-fail-fast
+	@if [ -x deploy/k8s-tests/run.sh ]; then deploy/k8s-tests/run.sh; fi
+
+.PHONY: run
+run: infra topology build ## Run all five services locally against local infra, logs prefixed by service
+	$(WITH_INFRA) deploy/local/run-services.sh
+
+.PHONY: bench
+bench: infra ## Run every benchmark, or one: make bench ONLY=<name>; figures in target/bench/<name>.json
+	$(WITH_INFRA) deploy/local/bench.sh $(ONLY)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every benchmark, or the one named: deploy/local/bench.sh [NAME]. Each prints a table and writes its figures to
+# target/bench/<name>.json (name, value, unit, and baseline and ratio where it has one). Release builds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mkdir -p target/bench
+
+declare -A BENCHES=(
+  [pipeline]="cargo bench -p shopbridge-platform --bench pipeline"
+  [shopify-sim]="cargo run --release -p shopify-sim --bin sim-bench"
+)
+only=${1:-}
+if [ -n "$only" ] && [ -z "${BENCHES[$only]+x}" ]; then
+  echo "unknown benchmark '$only'; known: ${!BENCHES[*]}" >&2
+  exit 2
+fi
+for name in $(printf '%s\n' "${!BENCHES[@]}" | sort); do
+  [ -n "$only" ] && [ "$only" != "$name" ] && continue
+  echo "== bench $name: ${BENCHES[$name]}"
+  ${BENCHES[$name]}
+done

@@ -1,0 +1,44 @@
+//! Compiles every `.proto` under `proto/shopbridge/` with protox (pure Rust), so building needs no system `protoc`.
+//! The encoded descriptor set is written to `OUT_DIR` for gRPC reflection.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+fn proto_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).expect("read proto dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            proto_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+}
+
+fn main() {
+    let mut files = Vec::new();
+    proto_files(std::path::Path::new("shopbridge"), &mut files);
+    files.sort();
+    println!("cargo:rerun-if-changed=shopbridge");
+
+    let fds = protox::compile(&files, ["."]).expect("compile .proto files");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    fs::write(
+        out_dir.join("shopbridge_descriptor.bin"),
+        fds.encode_to_vec(),
+    )
+    .expect("write descriptor set");
+
+    // Type names (prost::Name) let the bus derive subjects and the message-type header from the message itself.
+    let mut config = tonic_prost_build::Config::new();
+    config
+        .enable_type_names()
+        .type_name_domain(["."], "type.shopbridge.dev");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .include_file("mod.rs")
+        .compile_fds_with_config(fds, config)
+        .expect("generate Rust code");
+}

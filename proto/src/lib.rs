@@ -1,0 +1,16 @@
+//! Shopbridge's protobuf messages and gRPC services.
+//!
+//! Packages are versioned (`shopbridge.common.v1`, `shopbridge.<service>.v1`); the generated modules mirror them, so
+//! `shopbridge.common.v1.Money` is [`shopbridge::common::v1::Money`]. Every message implements [`prost::Name`], whose
+//! full name is what the bus puts in the message-type header.
+
+#![allow(clippy::all, clippy::pedantic)]
+
+include!(concat!(env!("OUT_DIR"), "/mod.rs"));
+
+/// The encoded `FileDescriptorSet` of every package, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/shopbridge_descriptor.bin"));
+
+pub use shopbridge::common::v1 as common;
+pub use shopbridge::platform::v1 as platform;

@@ -1,0 +1,214 @@
+//! Test support: every test gets a fresh database (the service's migrations applied, dropped afterwards) and a fresh
+//! NATS namespace (the whole topology applied under a unique prefix), so the suite runs in parallel against one NATS
+//! and one PostgreSQL. The servers come from `DATABASE_URL` / `NATS_URL`, defaulting to `make infra`'s.
+
+use std::net::SocketAddr;
+
+use async_nats::jetstream;
+use sqlx::{
+    Connection, Executor, PgConnection, PgPool, migrate::Migrator, postgres::PgPoolOptions,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    bus::{Namespace, topology::Topology},
+    config::Settings,
+    service::ServiceSpec,
+};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:55432/postgres";
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:54222";
+
+/// A PostgreSQL server URL (its `postgres` database), where test databases are created.
+pub fn database_server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_string())
+}
+
+fn with_database(server_url: &str, database: &str) -> String {
+    let (base, query) = server_url
+        .split_once('?')
+        .map_or((server_url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// A database of its own for one test.
+pub struct TestDb {
+    pub pool: PgPool,
+    pub url: String,
+    pub name: String,
+}
+
+impl TestDb {
+    /// A fresh database with `migrator` applied.
+    pub async fn new(migrator: &Migrator) -> Self {
+        let db = Self::empty().await;
+        migrator.run(&db.pool).await.expect("migrate test database");
+        db
+    }
+
+    /// A fresh database with nothing in it (for a binary that migrates it itself).
+    pub async fn empty() -> Self {
+        crate::install_crypto_provider();
+        let server = database_server_url();
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {server} is not reachable ({e}); run `make infra`")
+        });
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+            .await
+            .expect("create database");
+        let url = with_database(&server, &name);
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect(&url)
+            .await
+            .expect("connect test database");
+        Self { pool, url, name }
+    }
+
+    /// Drops the database (connections are closed by force).
+    pub async fn drop_db(self) {
+        self.pool.close().await;
+        if let Ok(mut admin) = PgConnection::connect(&database_server_url()).await {
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
+                    self.name
+                )))
+                .await;
+        }
+    }
+}
+
+/// The topology applied in a namespace of its own.
+pub struct TestNats {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub namespace: Namespace,
+}
+
+impl TestNats {
+    pub async fn new() -> Self {
+        let url = nats_url();
+        let client = async_nats::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("NATS at {url} is not reachable ({e}); run `make infra`"));
+        let js = jetstream::new(client.clone());
+        let namespace = Namespace::unique_for_test();
+        Topology::embedded()
+            .apply(&js, &namespace)
+            .await
+            .expect("apply topology");
+        Self {
+            client,
+            js,
+            namespace,
+        }
+    }
+
+    pub async fn cleanup(self) {
+        let _ = Topology::embedded().delete(&self.js, &self.namespace).await;
+    }
+}
+
+/// A service's settings for a test: its defaults with ephemeral ports, the test's database and NATS namespace.
+pub fn service_settings<S: serde::de::DeserializeOwned>(
+    spec: &ServiceSpec,
+    database_url: &str,
+    namespace: &Namespace,
+    extra_env: &[(&str, &str)],
+) -> Settings<S> {
+    let ns = namespace.subject("x");
+    let ns = ns.strip_suffix(".x").unwrap_or("");
+    let mut env: Vec<(String, String)> = vec![
+        ("SHOPBRIDGE__GRPC__LISTEN".into(), "127.0.0.1:0".into()),
+        ("SHOPBRIDGE__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+        ("SHOPBRIDGE__DATABASE__URL".into(), database_url.into()),
+        ("SHOPBRIDGE__NATS__URL".into(), nats_url()),
+        ("SHOPBRIDGE__NATS__NAMESPACE".into(), ns.to_string()),
+    ];
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    crate::config::load_from(spec.defaults, None, env).expect("test settings")
+}
+
+/// A TCP proxy a test can cut, to make a dependency unreachable without stopping the shared server.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    cut: CancellationToken,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let cut = CancellationToken::new();
+        let stop = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.cancel();
+    }
+}
+
+/// The host and port of a URL like `postgres://u@127.0.0.1:55432/db` or `nats://127.0.0.1:4222`.
+pub async fn socket_addr_of(url: &str) -> SocketAddr {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let host_port = rest.split(['/', '?']).next().unwrap_or(rest);
+    tokio::net::lookup_host(host_port)
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address")
+}
+
+/// Replaces the host:port of `url` with `addr` (to route a service through a [`TcpProxy`]).
+pub fn url_via(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (userinfo, rest) = rest
+        .rsplit_once('@')
+        .map_or((None, rest), |(u, r)| (Some(u), r));
+    let tail_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let tail = &rest[tail_start..];
+    match userinfo {
+        Some(u) => format!("{scheme}://{u}@{addr}{tail}"),
+        None => format!("{scheme}://{addr}{tail}"),
+    }
+}

@@ -1,0 +1,7 @@
+//! The bus against real NATS JetStream and PostgreSQL: outbox, relay, consumer runner, inbox, dead letters and trace
+//! context. Each test has its own database and NATS namespace.
+
+mod consumer;
+mod outbox;
+mod support;
+mod trace;

@@ -1,0 +1,186 @@
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use shopbridge_platform::{
+    bus::{
+        ConsumerRunner, Envelope, EventMeta, Handler, HandlerError, OutboxMessage, Relay, outbox,
+    },
+    config::{ConsumerSettings, OutboxSettings},
+    proto::platform::Probe,
+    testing::{TestDb, TestNats},
+};
+use sqlx::{Postgres, Transaction};
+use tokio_util::sync::CancellationToken;
+
+/// The platform owns no tables; its tests borrow a service's migrations for the bus tables.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/auth");
+
+pub struct Ctx {
+    pub db: TestDb,
+    pub nats: TestNats,
+    pub cancel: CancellationToken,
+}
+
+impl Ctx {
+    pub async fn new() -> Self {
+        shopbridge_platform::telemetry::init_for_tests();
+        let db = TestDb::new(&MIGRATOR).await;
+        sqlx::query("CREATE TABLE probe_effects (message_id TEXT NOT NULL, seq BIGINT NOT NULL, trace_id TEXT)")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        Self {
+            db,
+            nats: TestNats::new().await,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    pub fn relay(&self) -> Relay {
+        let settings = OutboxSettings {
+            poll_interval_ms: 200,
+            batch_size: 500,
+            retention_hours: 1,
+        };
+        Relay::new(
+            self.db.pool.clone(),
+            self.nats.js.clone(),
+            self.nats.namespace.clone(),
+            settings,
+        )
+    }
+
+    /// Enqueues a probe in its own committed (or rolled back) transaction.
+    pub async fn enqueue(&self, seq: u64, commit: bool) {
+        let mut tx = self.db.pool.begin().await.unwrap();
+        let probe = Probe {
+            seq,
+            sent_at: None,
+            note: "test".into(),
+        };
+        outbox::enqueue(
+            &mut tx,
+            OutboxMessage::event(EventMeta::tenant("tenant-1"), &probe),
+        )
+        .await
+        .unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+    }
+
+    pub fn start_consumer(&self, handler: ProbeHandler, backoff_ms: Vec<u64>) {
+        let settings = ConsumerSettings {
+            concurrency: 4,
+            backoff_ms,
+        };
+        let runner = ConsumerRunner::new(
+            self.db.pool.clone(),
+            self.nats.js.clone(),
+            self.nats.namespace.clone(),
+            "EVENTS",
+            "platform-probe",
+            handler,
+            settings,
+        );
+        tokio::spawn(runner.run(self.cancel.clone()));
+    }
+
+    pub async fn effects(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM probe_effects")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn stream_messages(&self) -> u64 {
+        let mut stream = self
+            .nats
+            .js
+            .get_stream(self.nats.namespace.resource("EVENTS"))
+            .await
+            .unwrap();
+        stream.info().await.unwrap().state.messages
+    }
+
+    pub async fn finish(self) {
+        self.cancel.cancel();
+        self.nats.cleanup().await;
+        self.db.drop_db().await;
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum Behaviour {
+    Apply,
+    AlwaysRetry,
+}
+
+/// Records each call; applies the probe as a row in `probe_effects`, or fails as told.
+#[derive(Clone)]
+pub struct ProbeHandler {
+    pub behaviour: Behaviour,
+    pub calls: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl ProbeHandler {
+    pub fn new(behaviour: Behaviour) -> Self {
+        Self {
+            behaviour,
+            calls: Arc::default(),
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Handler for ProbeHandler {
+    type Message = Probe;
+
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        event: &Envelope<Probe>,
+    ) -> Result<(), HandlerError> {
+        self.calls.lock().unwrap().push(Instant::now());
+        match self.behaviour {
+            Behaviour::AlwaysRetry => Err(HandlerError::Retry(anyhow::anyhow!(
+                "downstream unavailable"
+            ))),
+            Behaviour::Apply => {
+                sqlx::query(
+                    "INSERT INTO probe_effects (message_id, seq, trace_id) VALUES ($1, $2, $3)",
+                )
+                .bind(&event.message_id)
+                .bind(event.message.seq as i64)
+                .bind(shopbridge_platform::telemetry::current_trace_id())
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| HandlerError::Retry(e.into()))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Polls `check` until it holds or 15 s pass.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

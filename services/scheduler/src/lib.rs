@@ -1,0 +1,29 @@
+//! The scheduler service: schedules, Run Sync, run history and run logs.
+//!
+//! Built with [`build`] from its settings (ports bound first, so port 0 works in tests), then run with
+//! [`Application::run_until_stopped`].
+
+use serde::Deserialize;
+use shopbridge_platform::service::{Application, Runtime, ServiceParts, ServiceSpec};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/scheduler");
+
+pub static SPEC: ServiceSpec = ServiceSpec {
+    name: "scheduler",
+    binary: "shopbridge-scheduler",
+    about: "Shopbridge scheduler service: schedules, Run Sync, run history and run logs",
+    defaults: include_str!("../config/default.toml"),
+    migrator: &MIGRATOR,
+};
+
+/// The `[service]` section of the settings: nothing of its own yet.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {}
+
+pub type Settings = shopbridge_platform::config::Settings<ServiceSettings>;
+
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let runtime = Runtime::start(&SPEC, &settings).await?;
+    Ok(Application::new(runtime, ServiceParts::default()))
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    shopbridge_platform::cli::run(&shopbridge_gateway::SPEC, shopbridge_gateway::build)
+}
