@@ -14,3 +14,4 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub use shopbridge::common::v1 as common;
 pub use shopbridge::platform::v1 as platform;
+pub use shopbridge::gateway::v1 as gateway;

@@ -56,6 +56,12 @@ impl Default for ServiceParts {
 }
 
 impl ServiceParts {
+    /// Adds HTTP routes of the service's own (webhooks, OAuth callback) beside health, readiness and metrics.
+    pub fn http_routes(mut self, routes: axum::Router) -> Self {
+        self.http = self.http.merge(routes);
+        self
+    }
+
     /// Adds a background task (a consumer, a scheduler loop); it must return when the token is cancelled.
     pub fn task<F, Fut>(mut self, name: &'static str, task: F) -> Self
     where

@@ -1,0 +1,386 @@
+//! Each shop's cost budget: a model of Shopify's leaky bucket, learned from the `throttleStatus` of every response
+//! (never hard-coded), that holds a request back until the bucket will hold it instead of sending it to be throttled.
+//! Waiting requests are served by lane (orders before inventory and price sync, before publishing, before imports),
+//! then first come first served, with a bounded number in flight per shop. Shops never wait on one another.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{sync::Notify, time::Instant};
+
+/// Priority lanes, most urgent first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    /// Orders and fulfillments: a shipment must not wait behind a catalog.
+    Orders = 0,
+    /// Inventory and price sync.
+    Sync = 1,
+    Publish = 2,
+    Import = 3,
+}
+
+impl Lane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Orders => "orders",
+            Lane::Sync => "sync",
+            Lane::Publish => "publish",
+            Lane::Import => "import",
+        }
+    }
+}
+
+/// What Shopify reports in `extensions.cost.throttleStatus`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ThrottleStatus {
+    pub maximum_available: f64,
+    pub currently_available: f64,
+    pub restore_rate: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BudgetSettings {
+    pub max_in_flight_per_shop: usize,
+    /// Assumed until a shop's first response: the smallest bucket Shopify has had (legacy standard, 1,000 / 50).
+    pub start_maximum: f64,
+    pub start_restore_rate: f64,
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        Self {
+            max_in_flight_per_shop: 4,
+            start_maximum: 1000.0,
+            start_restore_rate: 50.0,
+        }
+    }
+}
+
+pub struct Budget {
+    settings: BudgetSettings,
+    shops: Mutex<HashMap<String, Arc<ShopBudget>>>,
+}
+
+struct ShopBudget {
+    state: Mutex<ShopState>,
+    changed: Notify,
+}
+
+struct ShopState {
+    maximum: f64,
+    restore_rate: f64,
+    /// Points available at `observed_at`, as the server last reported.
+    available: f64,
+    observed_at: Instant,
+    /// Whether any response has told us the real bucket yet; until then one request at a time.
+    learned: bool,
+    /// Requested cost of the calls sent and not yet answered.
+    reserved: f64,
+    in_flight: usize,
+    queue: BTreeSet<(Lane, u64)>,
+    next_ticket: u64,
+}
+
+impl ShopState {
+    fn projected(&self, now: Instant) -> f64 {
+        let refilled = self.available
+            + self.restore_rate
+                * now
+                    .saturating_duration_since(self.observed_at)
+                    .as_secs_f64();
+        refilled.min(self.maximum) - self.reserved
+    }
+}
+
+/// A grant to send one request of `cost`. Settle it with the response's throttle status; dropping it unsettled
+/// (the call failed before any answer) just returns the reservation.
+pub struct Permit {
+    shop: Arc<ShopBudget>,
+    cost: f64,
+    /// How long the request waited for budget.
+    pub waited: Duration,
+    settled: bool,
+}
+
+impl Permit {
+    pub fn cost(&self) -> f64 {
+        self.cost
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.settled {
+            release(&self.shop, self.cost, None);
+        }
+    }
+}
+
+/// Removes a waiter's ticket if its acquire is abandoned (cancelled future), so it cannot block the queue.
+struct Ticket<'a> {
+    shop: &'a ShopBudget,
+    key: (Lane, u64),
+    active: bool,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if self.active {
+            self.shop.state.lock().unwrap().queue.remove(&self.key);
+            self.shop.changed.notify_waiters();
+        }
+    }
+}
+
+fn release(shop: &ShopBudget, cost: f64, status: Option<ThrottleStatus>) {
+    {
+        let mut st = shop.state.lock().unwrap();
+        st.reserved = (st.reserved - cost).max(0.0);
+        st.in_flight = st.in_flight.saturating_sub(1);
+        if let Some(s) = status {
+            st.maximum = s.maximum_available;
+            st.restore_rate = s.restore_rate.max(0.001);
+            st.available = s.currently_available;
+            st.observed_at = Instant::now();
+            st.learned = true;
+        }
+    }
+    shop.changed.notify_waiters();
+}
+
+impl Budget {
+    pub fn new(settings: BudgetSettings) -> Self {
+        Self {
+            settings,
+            shops: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn shop(&self, domain: &str) -> Arc<ShopBudget> {
+        let mut shops = self.shops.lock().unwrap();
+        shops
+            .entry(domain.to_string())
+            .or_insert_with(|| {
+                Arc::new(ShopBudget {
+                    state: Mutex::new(ShopState {
+                        maximum: self.settings.start_maximum,
+                        restore_rate: self.settings.start_restore_rate,
+                        available: self.settings.start_maximum,
+                        observed_at: Instant::now(),
+                        learned: false,
+                        reserved: 0.0,
+                        in_flight: 0,
+                        queue: BTreeSet::new(),
+                        next_ticket: 0,
+                    }),
+                    changed: Notify::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// Waits until `shop`'s bucket will hold a request of `cost` and it is this request's turn.
+    pub async fn acquire(&self, domain: &str, lane: Lane, cost: f64) -> Permit {
+        let shop = self.shop(domain);
+        let key = {
+            let mut st = shop.state.lock().unwrap();
+            st.next_ticket += 1;
+            let key = (lane, st.next_ticket);
+            st.queue.insert(key);
+            key
+        };
+        let mut ticket = Ticket {
+            shop: &shop,
+            key,
+            active: true,
+        };
+        let started = Instant::now();
+        let limit = self.settings.max_in_flight_per_shop.max(1);
+        loop {
+            let notified = shop.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait = {
+                let mut st = shop.state.lock().unwrap();
+                let cost = cost.min(st.maximum);
+                let limit = if st.learned { limit } else { 1 };
+                if st.queue.first() == Some(&key) && st.in_flight < limit {
+                    let available = st.projected(Instant::now());
+                    if available >= cost {
+                        st.queue.remove(&key);
+                        st.reserved += cost;
+                        st.in_flight += 1;
+                        drop(st);
+                        ticket.active = false;
+                        shop.changed.notify_waiters();
+                        return Permit {
+                            shop: shop.clone(),
+                            cost,
+                            waited: started.elapsed(),
+                            settled: false,
+                        };
+                    }
+                    Some(Duration::from_secs_f64(
+                        (cost - available) / st.restore_rate,
+                    ))
+                } else {
+                    None
+                }
+            };
+            match wait {
+                Some(delay) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Records the answer to a permitted request: the server's view of the bucket replaces ours.
+    pub fn settle(&self, mut permit: Permit, status: Option<ThrottleStatus>) {
+        permit.settled = true;
+        release(&permit.shop, permit.cost, status);
+    }
+
+    /// What the budget believes about a shop now: (maximum, restore rate, projected available, waiting by lane).
+    pub fn snapshot(&self, domain: &str) -> BudgetSnapshot {
+        let shop = self.shop(domain);
+        let st = shop.state.lock().unwrap();
+        let mut waiting = [0usize; 4];
+        for (lane, _) in &st.queue {
+            waiting[*lane as usize] += 1;
+        }
+        BudgetSnapshot {
+            maximum: st.maximum,
+            restore_rate: st.restore_rate,
+            available: st.projected(Instant::now()),
+            in_flight: st.in_flight,
+            waiting,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetSnapshot {
+    pub maximum: f64,
+    pub restore_rate: f64,
+    pub available: f64,
+    pub in_flight: usize,
+    pub waiting: [usize; 4],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(max: f64, available: f64, rate: f64) -> ThrottleStatus {
+        ThrottleStatus {
+            maximum_available: max,
+            currently_available: available,
+            restore_rate: rate,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waits_until_the_bucket_has_refilled_enough() {
+        let budget = Budget::new(BudgetSettings::default());
+        let first = budget.acquire("a", Lane::Sync, 10.0).await;
+        budget.settle(first, Some(status(2000.0, 100.0, 100.0)));
+        let started = Instant::now();
+        let permit = budget.acquire("a", Lane::Sync, 600.0).await;
+        // 100 available, 500 missing at 100 points/s.
+        assert_eq!(started.elapsed().as_secs(), 5);
+        assert_eq!(permit.waited.as_secs(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn urgent_lanes_overtake_waiting_bulk_work() {
+        let budget = Arc::new(Budget::new(BudgetSettings::default()));
+        let first = budget.acquire("a", Lane::Import, 1.0).await;
+        budget.settle(first, Some(status(1000.0, 0.0, 50.0)));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (i, lane) in [Lane::Import, Lane::Import, Lane::Publish, Lane::Orders]
+            .into_iter()
+            .enumerate()
+        {
+            let (budget, order) = (budget.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(i as u64)).await;
+                let permit = budget.acquire("a", lane, 100.0).await;
+                order.lock().unwrap().push(lane);
+                budget.settle(permit, None);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            *order.lock().unwrap(),
+            vec![Lane::Orders, Lane::Publish, Lane::Import, Lane::Import]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_shops_empty_bucket_does_not_hold_up_another_shop() {
+        let budget = Budget::new(BudgetSettings::default());
+        let a = budget.acquire("a", Lane::Import, 1.0).await;
+        budget.settle(a, Some(status(1000.0, 0.0, 50.0)));
+        let waiting_a = budget.acquire("a", Lane::Import, 1000.0);
+        tokio::pin!(waiting_a);
+        tokio::select! {
+            _ = &mut waiting_a => panic!("shop a has no budget"),
+            permit = budget.acquire("b", Lane::Import, 100.0) => assert_eq!(permit.cost(), 100.0),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn until_the_first_answer_only_one_request_is_in_flight_and_then_the_limit_applies() {
+        let budget = Budget::new(BudgetSettings {
+            max_in_flight_per_shop: 2,
+            ..BudgetSettings::default()
+        });
+        let first = budget.acquire("a", Lane::Sync, 1.0).await;
+        let second = budget.acquire("a", Lane::Sync, 1.0);
+        tokio::pin!(second);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), &mut second)
+                .await
+                .is_err(),
+            "learning: one at a time"
+        );
+        budget.settle(first, Some(status(2000.0, 2000.0, 100.0)));
+        let second = second.await;
+        let third = budget.acquire("a", Lane::Sync, 1.0).await;
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), budget.acquire("a", Lane::Sync, 1.0))
+                .await
+                .is_err()
+        );
+        budget.settle(second, None);
+        drop(third);
+        assert_eq!(budget.snapshot("a").in_flight, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_wait_does_not_block_the_queue() {
+        let budget = Budget::new(BudgetSettings::default());
+        let first = budget.acquire("a", Lane::Sync, 1.0).await;
+        budget.settle(first, Some(status(1000.0, 0.0, 50.0)));
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(10),
+            budget.acquire("a", Lane::Orders, 1000.0),
+        )
+        .await;
+        assert!(abandoned.is_err());
+        let started = Instant::now();
+        let _ = budget.acquire("a", Lane::Sync, 50.0).await;
+        assert!(started.elapsed() <= Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,203 @@
+//! The executor: every call to Shopify goes through here, so the budget, retries and the single "outgoing call"
+//! span live in one place. An operation is a value (document, variables, expected cost); the executor estimates its
+//! cost (corrected by what Shopify reported for the same operation before), waits for budget, sends it, and retries
+//! what is worth retrying with backoff and jitter until the deadline.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use rand::Rng;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::{
+    budget::{Budget, Lane},
+    documents::Document,
+    shopify::{Answer, FatalKind, ShopifyHttp},
+};
+
+/// One GraphQL call to make.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub document: Document,
+    pub variables: Value,
+    /// The cost the caller expects from Shopify's documented rules; Shopify's own figure replaces it once seen.
+    pub expected_cost: f64,
+    /// Sent as `Idempotency-Key` on mutations, so a retried call is never applied twice.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// How long a call may keep retrying before it is reported as failed.
+    pub deadline_secs: u64,
+}
+
+/// A call that did not succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("{message}")]
+    Fatal { kind: FatalKind, message: String },
+    #[error("gave up after {attempts} attempts within the deadline: {last}")]
+    DeadlineExceeded { attempts: u32, last: String },
+}
+
+pub struct Executor {
+    http: ShopifyHttp,
+    budget: Budget,
+    retry: RetrySettings,
+    /// Shopify's requestedQueryCost by (document, expected cost): exact for the same shape of call.
+    learned_costs: Mutex<HashMap<(&'static str, u64), f64>>,
+}
+
+/// What a shop's call needs: its domain and its access token.
+pub struct ShopCredentials {
+    pub domain: String,
+    pub token: SecretString,
+}
+
+impl Executor {
+    pub fn new(http: ShopifyHttp, budget: Budget, retry: RetrySettings) -> Self {
+        Self {
+            http,
+            budget,
+            retry,
+            learned_costs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    fn estimate(&self, op: &Operation) -> f64 {
+        let key = (op.document.name, op.expected_cost.round() as u64);
+        self.learned_costs
+            .lock()
+            .unwrap()
+            .get(&key)
+            .copied()
+            .unwrap_or(op.expected_cost)
+    }
+
+    fn learn(&self, op: &Operation, requested: Option<f64>) {
+        if let Some(requested) = requested {
+            let key = (op.document.name, op.expected_cost.round() as u64);
+            self.learned_costs.lock().unwrap().insert(key, requested);
+        }
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .retry
+            .base_delay_ms
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.retry.max_delay_ms);
+        // Full jitter keeps many callers from retrying in step.
+        let jittered = Duration::from_millis(rand::rng().random_range(exp / 2..=exp.max(1)));
+        retry_after.map_or(jittered, |after| after.max(jittered))
+    }
+
+    /// Runs `op` for `shop` in `lane`; returns the response's `data`.
+    pub async fn call(
+        &self,
+        shop: &ShopCredentials,
+        lane: Lane,
+        op: &Operation,
+    ) -> Result<Value, CallError> {
+        let span = tracing::info_span!("shopify_call", shop = %shop.domain, operation = op.document.name, lane = lane.as_str());
+        self.call_inner(shop, lane, op).instrument(span).await
+    }
+
+    async fn call_inner(
+        &self,
+        shop: &ShopCredentials,
+        lane: Lane,
+        op: &Operation,
+    ) -> Result<Value, CallError> {
+        let deadline = Instant::now() + Duration::from_secs(self.retry.deadline_secs);
+        let labels = [
+            ("shop", shop.domain.clone()),
+            ("operation", op.document.name.to_string()),
+        ];
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let permit = self
+                .budget
+                .acquire(&shop.domain, lane, self.estimate(op))
+                .await;
+            metrics::histogram!("gateway_budget_wait_seconds", "shop" => shop.domain.clone(), "lane" => lane.as_str())
+                .record(permit.waited.as_secs_f64());
+            metrics::counter!("gateway_calls_total", &labels).increment(1);
+            let answer = self
+                .http
+                .post(
+                    &shop.domain,
+                    &shop.token,
+                    op.document.text,
+                    &op.variables,
+                    op.idempotency_key.as_deref(),
+                )
+                .await;
+            let (reason, retry_after) = match answer {
+                Answer::Data { data, cost } => {
+                    self.learn(op, cost.requested);
+                    self.budget.settle(permit, cost.throttle);
+                    if let Some(actual) = cost.actual {
+                        metrics::counter!("gateway_points_consumed_total", "shop" => shop.domain.clone())
+                            .increment(actual.round() as u64);
+                    }
+                    return Ok(data);
+                }
+                Answer::Throttled { cost } => {
+                    self.learn(op, cost.requested);
+                    self.budget.settle(permit, cost.throttle);
+                    metrics::counter!("gateway_throttled_total", "shop" => shop.domain.clone())
+                        .increment(1);
+                    tracing::warn!("throttled by Shopify; the budget has been corrected");
+                    // The budget now knows the bucket; waiting for it is the right backoff.
+                    attempt -= 1;
+                    (String::from("throttled"), Some(Duration::ZERO))
+                }
+                Answer::Transient {
+                    reason,
+                    retry_after,
+                } => {
+                    drop(permit);
+                    metrics::counter!("gateway_transient_failures_total", &labels).increment(1);
+                    (reason, retry_after)
+                }
+                Answer::Fatal {
+                    kind,
+                    message,
+                    cost,
+                } => {
+                    self.budget.settle(permit, cost.throttle);
+                    return Err(CallError::Fatal { kind, message });
+                }
+            };
+            let delay = if retry_after == Some(Duration::ZERO) {
+                Duration::ZERO
+            } else {
+                self.backoff(attempt, retry_after)
+            };
+            if Instant::now() + delay > deadline {
+                return Err(CallError::DeadlineExceeded {
+                    attempts: attempt,
+                    last: reason,
+                });
+            }
+            tracing::info!(attempt, delay_ms = delay.as_millis() as u64, reason = %reason, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+}

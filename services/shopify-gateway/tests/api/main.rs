@@ -1,0 +1,4 @@
+//! shopify-gateway against real PostgreSQL and NATS (and, where Shopify is needed, the simulator).
+
+mod documents;
+mod webhooks;
