@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod documents;
 pub mod executor;
+pub mod ops;
 pub mod shopify;
 pub mod webhooks;
 

@@ -264,7 +264,11 @@ mod tests {
             tampered[0] ^= 1;
             assert!(!verify(std::slice::from_ref(&secret), &tampered, signature));
             let wrong = SecretString::from("not-the-secret".to_string());
-            assert!(!verify(std::slice::from_ref(&wrong), body.as_bytes(), signature));
+            assert!(!verify(
+                std::slice::from_ref(&wrong),
+                body.as_bytes(),
+                signature
+            ));
             // The previous secret still verifies during a rotation.
             assert!(verify(&[wrong, secret], body.as_bytes(), signature));
         }

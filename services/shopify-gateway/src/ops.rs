@@ -1,0 +1,162 @@
+//! Gateway operations that take more than one call: each splits its work into Shopify-sized calls (250 quantities per
+//! `inventorySetQuantities`, one product per `productVariantsBulkUpdate`), runs them through the executor (so the
+//! budget paces them), and gives every call an idempotency key derived from the command id, so a retried or
+//! re-delivered command never applies a call twice.
+
+use futures::{StreamExt, stream};
+use serde_json::{Value, json};
+
+use crate::{
+    budget::Lane,
+    documents,
+    executor::{CallError, Executor, Operation, ShopCredentials},
+};
+
+/// Shopify's cap on quantities per `inventorySetQuantities`.
+pub const INVENTORY_BATCH: usize = 250;
+/// Calls of one command in flight at once; the budget decides the real pace.
+const CALL_CONCURRENCY: usize = 8;
+/// Shopify's documented base cost of a mutation; payload objects are free, and Shopify's own figure replaces it.
+const MUTATION_COST: f64 = 10.0;
+
+/// One quantity to set, with the quantity we believe Shopify has (compare-and-set), if known.
+#[derive(Debug, Clone)]
+pub struct QuantitySet {
+    pub inventory_item_id: String,
+    pub location_id: String,
+    pub quantity: i64,
+    pub compare_quantity: Option<i64>,
+}
+
+/// A product's new variant prices (`compare_at_price` None clears it).
+#[derive(Debug, Clone)]
+pub struct ProductPrices {
+    pub product_id: String,
+    pub variants: Vec<VariantPrice>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VariantPrice {
+    pub variant_id: String,
+    pub price: String,
+    pub compare_at_price: Option<String>,
+}
+
+/// What a multi-call operation achieved: per-item problems Shopify reported, and calls that failed outright.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub calls: usize,
+    pub user_errors: Vec<Value>,
+    pub failed_calls: Vec<(usize, CallError)>,
+}
+
+impl Outcome {
+    fn absorb(&mut self, index: usize, result: Result<Value, CallError>, payload_field: &str) {
+        self.calls += 1;
+        match result {
+            Ok(data) => {
+                if let Some(errors) = data[payload_field]["userErrors"].as_array() {
+                    self.user_errors.extend(errors.iter().cloned());
+                }
+            }
+            Err(e) => self.failed_calls.push((index, e)),
+        }
+    }
+}
+
+async fn run_calls(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    operations: Vec<Operation>,
+    payload_field: &str,
+) -> Outcome {
+    let mut results: Vec<(usize, Result<Value, CallError>)> =
+        stream::iter(operations.into_iter().enumerate())
+            .map(|(i, op)| async move { (i, executor.call(shop, lane, &op).await) })
+            .buffer_unordered(CALL_CONCURRENCY)
+            .collect()
+            .await;
+    results.sort_by_key(|(i, _)| *i);
+    let mut outcome = Outcome::default();
+    for (i, result) in results {
+        outcome.absorb(i, result, payload_field);
+    }
+    outcome
+}
+
+/// Sets quantities ("available") in batches of 250, compare-and-set where the previous quantity is known.
+pub async fn set_inventory(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    command_id: &str,
+    quantities: &[QuantitySet],
+) -> Outcome {
+    let operations = quantities
+        .chunks(INVENTORY_BATCH)
+        .enumerate()
+        .map(|(i, batch)| {
+            let quantities: Vec<Value> = batch
+                .iter()
+                .map(|q| {
+                    json!({
+                        "inventoryItemId": q.inventory_item_id,
+                        "locationId": q.location_id,
+                        "quantity": q.quantity,
+                        "compareQuantity": q.compare_quantity,
+                    })
+                })
+                .collect();
+            let ignore_compare = batch.iter().all(|q| q.compare_quantity.is_none());
+            Operation {
+                document: documents::INVENTORY_SET,
+                variables: json!({ "input": {
+                    "name": "available",
+                    "reason": "correction",
+                    "referenceDocumentUri": format!("gid://shopbridge/Command/{command_id}"),
+                    "ignoreCompareQuantity": ignore_compare,
+                    "quantities": quantities,
+                }}),
+                expected_cost: MUTATION_COST,
+                idempotency_key: Some(format!("{command_id}:inventory:{i}")),
+            }
+        })
+        .collect();
+    run_calls(executor, shop, lane, operations, "inventorySetQuantities").await
+}
+
+/// Updates variant prices, one `productVariantsBulkUpdate` per product.
+pub async fn update_variant_prices(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    command_id: &str,
+    products: &[ProductPrices],
+) -> Outcome {
+    let operations = products
+        .iter()
+        .enumerate()
+        .map(|(i, product)| {
+            let variants: Vec<Value> = product
+                .variants
+                .iter()
+                .map(|v| json!({ "id": v.variant_id, "price": v.price, "compareAtPrice": v.compare_at_price }))
+                .collect();
+            Operation {
+                document: documents::VARIANTS_UPDATE_PRICES,
+                variables: json!({ "productId": product.product_id, "variants": variants }),
+                expected_cost: MUTATION_COST,
+                idempotency_key: Some(format!("{command_id}:prices:{i}")),
+            }
+        })
+        .collect();
+    run_calls(
+        executor,
+        shop,
+        lane,
+        operations,
+        "productVariantsBulkUpdate",
+    )
+    .await
+}
