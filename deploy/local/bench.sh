@@ -7,6 +7,7 @@ mkdir -p target/bench
 
 declare -A BENCHES=(
   [pipeline]="cargo bench -p shopbridge-platform --bench pipeline"
+  [gateway]="cargo bench -p shopbridge-gateway --bench budget"
   [shopify-sim]="cargo run --release -p shopify-sim --bin sim-bench"
 )
 only=${1:-}

@@ -3,6 +3,7 @@
 //! verified webhooks into typed events ([`webhooks`]).
 
 pub mod budget;
+pub mod commands;
 pub mod documents;
 pub mod executor;
 pub mod ops;

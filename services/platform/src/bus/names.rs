@@ -63,14 +63,16 @@ pub fn event_subject<M: Name>() -> String {
     format!("events.{package}.{}", M::NAME)
 }
 
-/// The gateway's command subject for a shop: `gateway.cmd.p07.<MessageName>`; the partition comes from the shop
-/// domain, so one shop's commands always land on one partition (and one gateway replica).
-pub fn command_subject<M: Name>(shop_domain: &str, partitions: u32) -> String {
-    format!(
-        "gateway.cmd.{}.{}",
-        partition_token(partition_for(shop_domain, partitions)),
-        M::NAME
-    )
+/// How many partitions the gateway's command stream has (`partitions` of the gateway consumers in
+/// `deploy/nats/topology.yaml`; a test keeps the two equal).
+pub const GATEWAY_PARTITIONS: u32 = 16;
+
+/// The gateway's command subject for a shop and lane: `gateway.cmd.p07.sync.<MessageName>`. The partition comes
+/// from the shop domain, so one shop's commands always land on one partition (and one gateway replica); each lane
+/// has a consumer of its own, so urgent work never queues behind a bulk backlog.
+pub fn command_subject<M: Name>(shop_domain: &str, lane: &str) -> String {
+    let partition = partition_token(partition_for(shop_domain, GATEWAY_PARTITIONS));
+    format!("gateway.cmd.{partition}.{lane}.{}", M::NAME)
 }
 
 pub fn partition_token(partition: u32) -> String {
@@ -120,8 +122,8 @@ mod tests {
             .collect();
         assert_eq!(used.len(), 16);
         assert_eq!(
-            command_subject::<Probe>("x.myshopify.com", 1),
-            "gateway.cmd.p00.Probe"
+            command_subject::<Probe>("shop-a.myshopify.com", "orders"),
+            "gateway.cmd.p02.orders.Probe"
         );
     }
 }

@@ -64,9 +64,12 @@ pub struct ConsumerSpec {
     pub max_deliver: i64,
     #[serde(default = "default_max_ack_pending")]
     pub max_ack_pending: i64,
-    /// Expand into one consumer per partition.
+    /// Expand into one consumer per partition (`{partition}` in name and filters).
     #[serde(default)]
     pub partitions: Option<u32>,
+    /// And into one consumer per lane (`{lane}` in name and filters).
+    #[serde(default)]
+    pub lanes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,27 +110,39 @@ impl Topology {
         Self::parse(EMBEDDED).expect("the embedded topology is checked by a test")
     }
 
-    /// Consumers with their partitions expanded.
+    /// Consumers with their partitions and lanes expanded.
     pub fn expanded_consumers(&self) -> Vec<ConsumerSpec> {
+        let expand = |c: &ConsumerSpec, key: &str, value: &str| ConsumerSpec {
+            name: c.name.replace(key, value),
+            filter_subjects: c
+                .filter_subjects
+                .iter()
+                .map(|f| f.replace(key, value))
+                .collect(),
+            ..c.clone()
+        };
         self.consumers
             .iter()
             .flat_map(|c| match c.partitions {
                 None => vec![c.clone()],
                 Some(n) => (0..n)
-                    .map(|p| {
-                        let token = partition_token(p);
-                        ConsumerSpec {
-                            name: c.name.replace("{partition}", &token),
-                            filter_subjects: c
-                                .filter_subjects
-                                .iter()
-                                .map(|f| f.replace("{partition}", &token))
-                                .collect(),
-                            partitions: None,
-                            ..c.clone()
-                        }
-                    })
+                    .map(|p| expand(c, "{partition}", &partition_token(p)))
                     .collect(),
+            })
+            .flat_map(|c| {
+                if c.lanes.is_empty() {
+                    vec![c]
+                } else {
+                    c.lanes
+                        .iter()
+                        .map(|lane| expand(&c, "{lane}", lane))
+                        .collect()
+                }
+            })
+            .map(|c| ConsumerSpec {
+                partitions: None,
+                lanes: Vec::new(),
+                ..c
             })
             .collect()
     }

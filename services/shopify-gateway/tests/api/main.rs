@@ -1,5 +1,6 @@
 //! shopify-gateway against real PostgreSQL and NATS (and, where Shopify is needed, the simulator).
 
 mod budget;
+mod commands;
 mod documents;
 mod webhooks;

@@ -1,0 +1,289 @@
+//! Commands from the bus: each `Command` is run through the executor and answered with one `CommandResult` event,
+//! written to the outbox in the transaction that records the command as done. A command id seen before (a re-sent
+//! command, or one redelivered after a crash) publishes nothing new; its Shopify calls carry idempotency keys derived
+//! from the command id, so a crash between the calls and the commit never applies a call twice.
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use secrecy::SecretString;
+use shopbridge_platform::bus::{Envelope, Handler, HandlerError, OutboxMessage, outbox};
+use shopbridge_proto::gateway::{self as pb, command::Operation as Op, command_result::Status};
+use sqlx::{Postgres, Transaction};
+
+use crate::{
+    budget::Lane,
+    documents,
+    executor::{CallError, Executor, Operation, ShopCredentials},
+    ops,
+    shopify::FatalKind,
+};
+
+/// Where the gateway gets a channel's Shopify token (auth, over gRPC, with the gateway's service identity).
+pub trait CredentialSource: Send + Sync + 'static {
+    fn token<'a>(
+        &'a self,
+        channel_id: &'a str,
+        shop_domain: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<SecretString, CredentialError>> + Send + 'a>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The channel has no token (disconnected, uninstalled): the command fails, retrying cannot help.
+    #[error("no Shopify credentials for channel {0}: connect the channel again")]
+    NotFound(String),
+    /// Auth is unreachable: worth retrying.
+    #[error("credentials unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub struct CommandHandler {
+    pub executor: Arc<Executor>,
+    pub credentials: Arc<dyn CredentialSource>,
+}
+
+fn lane(lane: i32) -> Lane {
+    match pb::Lane::try_from(lane).unwrap_or(pb::Lane::Unspecified) {
+        pb::Lane::Orders => Lane::Orders,
+        pb::Lane::Sync => Lane::Sync,
+        pb::Lane::Publish => Lane::Publish,
+        pb::Lane::Import | pb::Lane::Unspecified => Lane::Import,
+    }
+}
+
+fn problem(code: &str, message: impl Into<String>) -> pb::Problem {
+    pb::Problem {
+        code: code.to_string(),
+        message: message.into(),
+        field: String::new(),
+    }
+}
+
+fn call_problem(error: &CallError) -> pb::Problem {
+    let code = match error {
+        CallError::Fatal {
+            kind: FatalKind::InvalidToken,
+            ..
+        } => "INVALID_TOKEN",
+        CallError::Fatal {
+            kind: FatalKind::UnknownShop,
+            ..
+        } => "UNKNOWN_SHOP",
+        CallError::Fatal {
+            kind: FatalKind::Forbidden,
+            ..
+        } => "FORBIDDEN",
+        CallError::Fatal {
+            kind: FatalKind::InvalidRequest,
+            ..
+        } => "INVALID_REQUEST",
+        CallError::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
+    };
+    problem(code, error.to_string())
+}
+
+fn user_error_problem(value: &serde_json::Value) -> pb::Problem {
+    let field = value["field"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|p| {
+                    p.as_str()
+                        .map(str::to_string)
+                        .or_else(|| Some(p.to_string()))
+                })
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .unwrap_or_default();
+    pb::Problem {
+        code: value["code"].as_str().unwrap_or("USER_ERROR").to_string(),
+        message: value["message"].as_str().unwrap_or_default().to_string(),
+        field,
+    }
+}
+
+fn money(m: &Option<shopbridge_proto::common::Money>) -> Option<String> {
+    m.as_ref().map(|m| m.amount.clone())
+}
+
+impl CommandHandler {
+    async fn run(&self, command: &pb::Command, shop: &ShopCredentials) -> pb::CommandResult {
+        let mut result = pb::CommandResult {
+            command_id: command.command_id.clone(),
+            shop_domain: command.shop_domain.clone(),
+            channel_id: command.channel_id.clone(),
+            ..Default::default()
+        };
+        let lane = lane(command.lane);
+        let outcome = match &command.operation {
+            Some(Op::GetShopInfo(_)) => {
+                let op = Operation {
+                    document: documents::SHOP_INFO,
+                    variables: serde_json::json!({}),
+                    expected_cost: 2.0,
+                    idempotency_key: None,
+                };
+                result.calls = 1;
+                match self.executor.call(shop, lane, &op).await {
+                    Ok(data) => {
+                        let shop = &data["shop"];
+                        result.result = Some(pb::command_result::Result::ShopInfo(pb::ShopInfo {
+                            name: shop["name"].as_str().unwrap_or_default().to_string(),
+                            plan: shop["plan"]["displayName"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                            currency_code: shop["currencyCode"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                        }));
+                        ops::Outcome::default()
+                    }
+                    Err(e) => ops::Outcome {
+                        calls: 1,
+                        user_errors: Vec::new(),
+                        failed_calls: vec![(0, e)],
+                    },
+                }
+            }
+            Some(Op::SetInventory(set)) => {
+                let quantities: Vec<ops::QuantitySet> = set
+                    .quantities
+                    .iter()
+                    .map(|q| ops::QuantitySet {
+                        inventory_item_id: q.inventory_item_id.clone(),
+                        location_id: q.location_id.clone(),
+                        quantity: q.quantity,
+                        compare_quantity: q.compare_quantity,
+                    })
+                    .collect();
+                ops::set_inventory(&self.executor, shop, lane, &command.command_id, &quantities)
+                    .await
+            }
+            Some(Op::UpdateVariantPrices(update)) => {
+                let products: Vec<ops::ProductPrices> = update
+                    .products
+                    .iter()
+                    .map(|p| ops::ProductPrices {
+                        product_id: p.product_id.clone(),
+                        variants: p
+                            .variants
+                            .iter()
+                            .map(|v| ops::VariantPrice {
+                                variant_id: v.variant_id.clone(),
+                                price: money(&v.price).unwrap_or_default(),
+                                compare_at_price: money(&v.compare_at_price),
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                ops::update_variant_prices(
+                    &self.executor,
+                    shop,
+                    lane,
+                    &command.command_id,
+                    &products,
+                )
+                .await
+            }
+            None => {
+                result.status = Status::Failed as i32;
+                result
+                    .problems
+                    .push(problem("INVALID_REQUEST", "the command names no operation"));
+                return result;
+            }
+        };
+        if result.calls == 0 {
+            result.calls = outcome.calls as u32;
+        }
+        result
+            .problems
+            .extend(outcome.user_errors.iter().map(user_error_problem));
+        result
+            .problems
+            .extend(outcome.failed_calls.iter().map(|(_, e)| call_problem(e)));
+        result.status = if result.problems.is_empty() {
+            Status::Succeeded
+        } else if outcome.failed_calls.len() == outcome.calls.max(1) {
+            Status::Failed
+        } else {
+            Status::Partial
+        } as i32;
+        result
+    }
+}
+
+impl Handler for CommandHandler {
+    type Message = pb::Command;
+
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        event: &Envelope<pb::Command>,
+    ) -> Result<(), HandlerError> {
+        let command = &event.message;
+        if command.command_id.is_empty() || command.shop_domain.is_empty() {
+            return Err(HandlerError::Reject(anyhow::anyhow!(
+                "a command needs command_id and shop_domain"
+            )));
+        }
+        // Two deliveries of one command (a re-send while the first still runs) take turns: the second waits here
+        // until the first commits, then finds its result.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(&command.command_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| HandlerError::Retry(e.into()))?;
+        let seen: Option<String> =
+            sqlx::query_scalar("SELECT command_id FROM command_results WHERE command_id = $1")
+                .bind(&command.command_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| HandlerError::Retry(e.into()))?;
+        if seen.is_some() {
+            tracing::info!(command_id = %command.command_id, "command already answered; not running it again");
+            return Ok(());
+        }
+        let result = match self
+            .credentials
+            .token(&command.channel_id, &command.shop_domain)
+            .await
+        {
+            Ok(token) => {
+                let shop = ShopCredentials {
+                    domain: command.shop_domain.clone(),
+                    token,
+                };
+                self.run(command, &shop).await
+            }
+            Err(CredentialError::Unavailable(e)) => {
+                return Err(HandlerError::Retry(anyhow::anyhow!(e)));
+            }
+            Err(e @ CredentialError::NotFound(_)) => pb::CommandResult {
+                command_id: command.command_id.clone(),
+                shop_domain: command.shop_domain.clone(),
+                channel_id: command.channel_id.clone(),
+                status: Status::Failed as i32,
+                problems: vec![problem("NO_CREDENTIALS", e.to_string())],
+                ..Default::default()
+            },
+        };
+        let status = Status::try_from(result.status).unwrap_or(Status::Unspecified);
+        sqlx::query("INSERT INTO command_results (command_id, shop_domain, status, calls) VALUES ($1, $2, $3, $4)")
+            .bind(&command.command_id)
+            .bind(&command.shop_domain)
+            .bind(status.as_str_name())
+            .bind(result.calls as i32)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| HandlerError::Retry(e.into()))?;
+        outbox::enqueue(tx, OutboxMessage::event(event.meta.clone(), &result))
+            .await
+            .map_err(|e| HandlerError::Retry(e.into()))?;
+        tracing::info!(command_id = %command.command_id, status = status.as_str_name(), calls = result.calls, "command done");
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! Commands over the bus: a command on its partition and lane is run against the (simulated) shop and answered with
+//! exactly one CommandResult; a re-sent command makes no second Shopify call and publishes no second result.
+
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use prost::Message;
+use secrecy::SecretString;
+use shopbridge_gateway::commands::{CommandHandler, CredentialError, CredentialSource};
+use shopbridge_platform::{
+    bus::{ConsumerRunner, EventMeta, Relay, names, outbox::envelope_headers},
+    config::{ConsumerSettings, OutboxSettings},
+    testing::{TestDb, TestNats},
+};
+use shopbridge_proto::{common::Money, gateway as pb};
+use tokio_util::sync::CancellationToken;
+
+use crate::budget::{fixture, shop};
+
+/// Tokens by channel, standing in for auth.
+struct StaticCredentials(HashMap<String, SecretString>);
+
+impl CredentialSource for StaticCredentials {
+    fn token<'a>(
+        &'a self,
+        channel_id: &'a str,
+        _shop: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<SecretString, CredentialError>> + Send + 'a>> {
+        Box::pin(async move {
+            self.0
+                .get(channel_id)
+                .cloned()
+                .ok_or_else(|| CredentialError::NotFound(channel_id.into()))
+        })
+    }
+}
+
+async fn send(nats: &TestNats, message_id: &str, command: &pb::Command, lane: &str) {
+    let subject = nats
+        .namespace
+        .subject(&names::command_subject::<pb::Command>(
+            &command.shop_domain,
+            lane,
+        ));
+    let headers = envelope_headers(
+        "shopbridge.gateway.v1.Command",
+        &EventMeta::tenant("t1"),
+        &Default::default(),
+    );
+    let message = jetstream::message::PublishMessage::build()
+        .headers(headers)
+        .message_id(message_id)
+        .payload(command.encode_to_vec().into());
+    nats.js
+        .send_publish(subject, message)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+async fn results(nats: &TestNats, want: usize) -> Vec<pb::CommandResult> {
+    let stream = nats
+        .js
+        .get_stream(nats.namespace.resource("EVENTS"))
+        .await
+        .unwrap();
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            filter_subject: nats.namespace.subject("events.gateway.v1.CommandResult"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer
+        .fetch()
+        .max_messages(want + 5)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(Ok(message)) = messages.next().await {
+        out.push(pb::CommandResult::decode(message.payload.as_ref()).unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_command_is_answered_once_even_when_sent_twice() {
+    shopbridge_platform::telemetry::init_for_tests();
+    let f = fixture().await;
+    let credentials = shop(&f, "command-shop.myshopify.com", 5, 2, 0).await;
+    let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
+    let nats = TestNats::new().await;
+    let cancel = CancellationToken::new();
+
+    let handler = CommandHandler {
+        executor: f.executor.clone(),
+        credentials: Arc::new(StaticCredentials(HashMap::from([(
+            "channel-1".to_string(),
+            credentials.token.clone(),
+        )]))),
+    };
+    let partition = names::partition_token(names::partition_for(
+        &credentials.domain,
+        names::GATEWAY_PARTITIONS,
+    ));
+    let runner = ConsumerRunner::new(
+        db.pool.clone(),
+        nats.js.clone(),
+        nats.namespace.clone(),
+        "GATEWAY_COMMANDS",
+        &format!("gateway-{partition}-sync"),
+        handler,
+        ConsumerSettings {
+            concurrency: 8,
+            backoff_ms: vec![100],
+        },
+    );
+    tokio::spawn(runner.run(cancel.clone()));
+    let relay = Relay::new(
+        db.pool.clone(),
+        nats.js.clone(),
+        nats.namespace.clone(),
+        OutboxSettings {
+            poll_interval_ms: 100,
+            batch_size: 100,
+            retention_hours: 1,
+        },
+    );
+    tokio::spawn(relay.run(cancel.clone()));
+
+    let products = f
+        .client
+        .read(&credentials.domain, "products")
+        .await
+        .unwrap();
+    let update = pb::UpdateVariantPrices {
+        products: products
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| pb::ProductPrices {
+                product_id: p["id"].as_str().unwrap().into(),
+                variants: p["variants"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| pb::VariantPrice {
+                        variant_id: v["id"].as_str().unwrap().into(),
+                        price: Some(Money {
+                            amount: "7.50".into(),
+                            currency_code: "USD".into(),
+                        }),
+                        compare_at_price: None,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let command = pb::Command {
+        command_id: "cmd-42".into(),
+        shop_domain: credentials.domain.clone(),
+        channel_id: "channel-1".into(),
+        lane: pb::Lane::Sync as i32,
+        operation: Some(pb::command::Operation::UpdateVariantPrices(update)),
+    };
+    send(&nats, "outbox-row-1", &command, "sync").await;
+    // The sender re-sends the same command later (a new outbox row, so JetStream does not dedupe it).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    send(&nats, "outbox-row-2", &command, "sync").await;
+    let unknown = pb::Command {
+        command_id: "cmd-43".into(),
+        channel_id: "channel-unknown".into(),
+        ..command.clone()
+    };
+    send(&nats, "outbox-row-3", &unknown, "sync").await;
+
+    let mut answered = Vec::new();
+    for _ in 0..50 {
+        answered = results(&nats, 3).await;
+        if answered.len() >= 2 {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answered_again = results(&nats, 3).await;
+    assert_eq!(answered.len(), 2, "{answered:?}");
+    assert_eq!(answered_again.len(), 2, "no late duplicate");
+
+    let ok = answered.iter().find(|r| r.command_id == "cmd-42").unwrap();
+    assert_eq!(
+        ok.status,
+        pb::command_result::Status::Succeeded as i32,
+        "{ok:?}"
+    );
+    assert_eq!(ok.calls, 5);
+    let failed = answered.iter().find(|r| r.command_id == "cmd-43").unwrap();
+    assert_eq!(failed.status, pb::command_result::Status::Failed as i32);
+    assert_eq!(failed.problems[0].code, "NO_CREDENTIALS");
+
+    let stats = f.client.stats(&credentials.domain).await.unwrap();
+    assert_eq!(
+        stats["mutations"]["productVariantsBulkUpdate"], 5,
+        "the re-sent command made no call"
+    );
+    assert_eq!(stats["duplicate_idempotency_keys"], 0);
+
+    cancel.cancel();
+    nats.cleanup().await;
+    db.drop_db().await;
+}
