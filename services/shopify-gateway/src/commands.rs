@@ -40,7 +40,14 @@ pub enum CredentialError {
 pub struct CommandHandler {
     pub executor: Arc<Executor>,
     pub credentials: Arc<dyn CredentialSource>,
+    /// The gateway's database, for bookkeeping that must commit on its own (bulk operations started).
+    pub pool: sqlx::PgPool,
+    /// Downloads bulk results (their URLs are Shopify's storage, not the shop's API).
+    pub download: reqwest::Client,
 }
+
+/// Products per CatalogBatch event (events stay well under NATS's 1 MB message limit).
+pub const CATALOG_BATCH: usize = 250;
 
 fn lane(lane: i32) -> Lane {
     match pb::Lane::try_from(lane).unwrap_or(pb::Lane::Unspecified) {
@@ -108,7 +115,52 @@ fn money(m: &Option<shopbridge_proto::common::Money>) -> Option<String> {
 }
 
 impl CommandHandler {
-    async fn run(&self, command: &pb::Command, shop: &ShopCredentials) -> pb::CommandResult {
+    async fn export(
+        &self,
+        command: &pb::Command,
+        shop: &ShopCredentials,
+        mut result: pb::CommandResult,
+    ) -> (pb::CommandResult, Vec<pb::CatalogBatch>) {
+        let exporter = crate::export::Exporter {
+            executor: &self.executor,
+            pool: &self.pool,
+            download: self.download.clone(),
+            poll: Default::default(),
+        };
+        match exporter.export(shop, &command.command_id).await {
+            Ok(products) => {
+                let total = products.len().div_ceil(CATALOG_BATCH) as u32;
+                let batches = products
+                    .chunks(CATALOG_BATCH)
+                    .enumerate()
+                    .map(|(i, chunk)| pb::CatalogBatch {
+                        command_id: command.command_id.clone(),
+                        shop_domain: command.shop_domain.clone(),
+                        channel_id: command.channel_id.clone(),
+                        seq: i as u32 + 1,
+                        total_batches: total,
+                        products: chunk.to_vec(),
+                    })
+                    .collect();
+                result.status = Status::Succeeded as i32;
+                (result, batches)
+            }
+            Err(e) => {
+                result.status = Status::Failed as i32;
+                result
+                    .problems
+                    .push(problem("EXPORT_FAILED", e.to_string()));
+                (result, Vec::new())
+            }
+        }
+    }
+
+    /// Runs the command; returns its result and any events it produces before the result (catalog batches).
+    async fn run(
+        &self,
+        command: &pb::Command,
+        shop: &ShopCredentials,
+    ) -> (pb::CommandResult, Vec<pb::CatalogBatch>) {
         let mut result = pb::CommandResult {
             command_id: command.command_id.clone(),
             shop_domain: command.shop_domain.clone(),
@@ -188,12 +240,13 @@ impl CommandHandler {
                 )
                 .await
             }
+            Some(Op::ExportCatalog(_)) => return self.export(command, shop, result).await,
             None => {
                 result.status = Status::Failed as i32;
                 result
                     .problems
                     .push(problem("INVALID_REQUEST", "the command names no operation"));
-                return result;
+                return (result, Vec::new());
             }
         };
         if result.calls == 0 {
@@ -212,7 +265,7 @@ impl CommandHandler {
         } else {
             Status::Partial
         } as i32;
-        result
+        (result, Vec::new())
     }
 }
 
@@ -247,7 +300,7 @@ impl Handler for CommandHandler {
             tracing::info!(command_id = %command.command_id, "command already answered; not running it again");
             return Ok(());
         }
-        let result = match self
+        let (result, batches) = match self
             .credentials
             .token(&command.channel_id, &command.shop_domain)
             .await
@@ -262,14 +315,17 @@ impl Handler for CommandHandler {
             Err(CredentialError::Unavailable(e)) => {
                 return Err(HandlerError::Retry(anyhow::anyhow!(e)));
             }
-            Err(e @ CredentialError::NotFound(_)) => pb::CommandResult {
-                command_id: command.command_id.clone(),
-                shop_domain: command.shop_domain.clone(),
-                channel_id: command.channel_id.clone(),
-                status: Status::Failed as i32,
-                problems: vec![problem("NO_CREDENTIALS", e.to_string())],
-                ..Default::default()
-            },
+            Err(e @ CredentialError::NotFound(_)) => (
+                pb::CommandResult {
+                    command_id: command.command_id.clone(),
+                    shop_domain: command.shop_domain.clone(),
+                    channel_id: command.channel_id.clone(),
+                    status: Status::Failed as i32,
+                    problems: vec![problem("NO_CREDENTIALS", e.to_string())],
+                    ..Default::default()
+                },
+                Vec::new(),
+            ),
         };
         let status = Status::try_from(result.status).unwrap_or(Status::Unspecified);
         sqlx::query("INSERT INTO command_results (command_id, shop_domain, status, calls) VALUES ($1, $2, $3, $4)")
@@ -280,6 +336,11 @@ impl Handler for CommandHandler {
             .execute(&mut **tx)
             .await
             .map_err(|e| HandlerError::Retry(e.into()))?;
+        for batch in &batches {
+            outbox::enqueue(tx, OutboxMessage::event(event.meta.clone(), batch))
+                .await
+                .map_err(|e| HandlerError::Retry(e.into()))?;
+        }
         outbox::enqueue(tx, OutboxMessage::event(event.meta.clone(), &result))
             .await
             .map_err(|e| HandlerError::Retry(e.into()))?;

@@ -39,7 +39,9 @@ documents! {
     PUBLICATIONS = "publications", Query;
     VARIANTS_LOOKUP = "variants_lookup", Query;
     PRODUCTS_DELTA = "products_delta", Query;
-    CATALOG_EXPORT = "catalog_export", BulkQuery;
+    CATALOG_PRODUCTS = "catalog_products", BulkQuery;
+    CATALOG_VARIANT_METAFIELDS = "catalog_variant_metafields", BulkQuery;
+    CATALOG_INVENTORY = "catalog_inventory", BulkQuery;
     BULK_EXPORT_START = "bulk_export_start", Mutation;
     BULK_OPERATION_POLL = "bulk_operation_poll", Query;
     PRODUCT_SET = "product_set", Mutation;

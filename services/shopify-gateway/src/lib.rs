@@ -6,6 +6,7 @@ pub mod budget;
 pub mod commands;
 pub mod documents;
 pub mod executor;
+pub mod export;
 pub mod ops;
 pub mod shopify;
 pub mod webhooks;

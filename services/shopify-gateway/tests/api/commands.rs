@@ -102,6 +102,8 @@ async fn a_command_is_answered_once_even_when_sent_twice() {
             "channel-1".to_string(),
             credentials.token.clone(),
         )]))),
+        pool: db.pool.clone(),
+        download: reqwest::Client::new(),
     };
     let partition = names::partition_token(names::partition_for(
         &credentials.domain,

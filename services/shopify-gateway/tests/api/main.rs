@@ -3,4 +3,5 @@
 mod budget;
 mod commands;
 mod documents;
+mod export;
 mod webhooks;

@@ -1,0 +1,447 @@
+//! Catalog export with bulk operations: three bulk queries (products with options, images, metafields and
+//! variants; variant metafields; per-location quantities), each recorded in the gateway's database as soon as
+//! Shopify accepts it, polled by id (so a restarted gateway resumes instead of starting over), downloaded and
+//! parsed line by line into compact product records. Children may come before their parent in Shopify's JSONL, so
+//! lines wait for their parent when needed.
+
+use std::{collections::HashMap, time::Duration};
+
+use serde_json::{Value, json};
+use shopbridge_proto::gateway as pb;
+use sqlx::PgPool;
+
+use crate::{
+    budget::Lane,
+    documents::{self, Document},
+    executor::{CallError, Executor, Operation, ShopCredentials},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error("bulk operation {id} ended {status} ({error_code})")]
+    BulkFailed {
+        id: String,
+        status: String,
+        error_code: String,
+    },
+    #[error("Shopify refused the bulk query: {0}")]
+    Refused(String),
+    #[error("downloading the bulk result failed: {0}")]
+    Download(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// How often a running bulk operation is polled (Shopify suggests seconds, not milliseconds).
+pub struct PollSettings {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        Self {
+            first: Duration::from_millis(200),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Exporter<'a> {
+    pub executor: &'a Executor,
+    pub pool: &'a PgPool,
+    pub download: reqwest::Client,
+    pub poll: PollSettings,
+}
+
+/// The three stages, in order.
+pub const STAGES: [Document; 3] = [
+    documents::CATALOG_PRODUCTS,
+    documents::CATALOG_VARIANT_METAFIELDS,
+    documents::CATALOG_INVENTORY,
+];
+
+impl Exporter<'_> {
+    /// Exports the catalog of `shop` for `command_id`, resuming bulk operations started before.
+    pub async fn export(
+        &self,
+        shop: &ShopCredentials,
+        command_id: &str,
+    ) -> Result<Vec<pb::CatalogProduct>, ExportError> {
+        let mut catalog = Assembler::default();
+        for stage in STAGES {
+            let url = self.run_stage(shop, command_id, stage).await?;
+            if let Some(url) = url {
+                let body = self.fetch(&url).await?;
+                for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    match serde_json::from_slice::<Value>(line) {
+                        Ok(value) => catalog.line(stage, value),
+                        Err(e) => {
+                            tracing::warn!(stage = stage.name, error = %e, "skipping a JSONL line that is not JSON")
+                        }
+                    }
+                }
+            }
+            catalog.end_of_stage(stage);
+        }
+        Ok(catalog.finish())
+    }
+
+    /// Starts (or finds) the stage's bulk operation and polls it to the end; returns its result URL (None: empty).
+    async fn run_stage(
+        &self,
+        shop: &ShopCredentials,
+        command_id: &str,
+        stage: Document,
+    ) -> Result<Option<String>, ExportError> {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT bulk_id FROM bulk_operations WHERE command_id = $1 AND stage = $2",
+        )
+        .bind(command_id)
+        .bind(stage.name)
+        .fetch_optional(self.pool)
+        .await?;
+        let bulk_id = match existing {
+            Some(id) => {
+                tracing::info!(bulk_id = %id, stage = stage.name, "resuming a bulk operation started before");
+                id
+            }
+            None => self.start(shop, command_id, stage).await?,
+        };
+        let mut delay = self.poll.first;
+        loop {
+            let poll = Operation {
+                document: documents::BULK_OPERATION_POLL,
+                variables: json!({ "id": bulk_id }),
+                expected_cost: 1.0,
+                idempotency_key: None,
+            };
+            let data = self.executor.call(shop, Lane::Import, &poll).await?;
+            let node = &data["node"];
+            let status = node["status"].as_str().unwrap_or_default().to_string();
+            match status.as_str() {
+                "COMPLETED" => {
+                    self.finish(command_id, stage, &status).await?;
+                    return Ok(node["url"].as_str().map(str::to_string));
+                }
+                "FAILED" | "CANCELED" | "CANCELING" | "EXPIRED" => {
+                    self.finish(command_id, stage, &status).await?;
+                    return Err(ExportError::BulkFailed {
+                        id: bulk_id,
+                        status,
+                        error_code: node["errorCode"].as_str().unwrap_or("-").to_string(),
+                    });
+                }
+                _ => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.poll.max);
+                }
+            }
+        }
+    }
+
+    async fn start(
+        &self,
+        shop: &ShopCredentials,
+        command_id: &str,
+        stage: Document,
+    ) -> Result<String, ExportError> {
+        let mut delay = self.poll.first;
+        loop {
+            let start = Operation {
+                document: documents::BULK_EXPORT_START,
+                variables: json!({ "query": stage.text }),
+                expected_cost: 10.0,
+                idempotency_key: Some(format!("{command_id}:bulk:{}", stage.name)),
+            };
+            let data = self.executor.call(shop, Lane::Import, &start).await?;
+            let payload = &data["bulkOperationRunQuery"];
+            if let Some(id) = payload["bulkOperation"]["id"].as_str() {
+                sqlx::query(
+                    "INSERT INTO bulk_operations (command_id, stage, shop_domain, bulk_id, status) VALUES ($1, $2, $3, $4, 'RUNNING')",
+                )
+                .bind(command_id)
+                .bind(stage.name)
+                .bind(&shop.domain)
+                .bind(id)
+                .execute(self.pool)
+                .await?;
+                tracing::info!(bulk_id = id, stage = stage.name, "bulk operation started");
+                return Ok(id.to_string());
+            }
+            let errors = payload["userErrors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            // One bulk query at a time per shop (API 2025-10): wait for the other one to finish.
+            if errors.iter().any(|e| e["code"] == "OPERATION_IN_PROGRESS") {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(self.poll.max);
+                continue;
+            }
+            return Err(ExportError::Refused(Value::Array(errors).to_string()));
+        }
+    }
+
+    async fn finish(
+        &self,
+        command_id: &str,
+        stage: Document,
+        status: &str,
+    ) -> Result<(), ExportError> {
+        sqlx::query("UPDATE bulk_operations SET status = $3, finished_at = now() WHERE command_id = $1 AND stage = $2")
+            .bind(command_id)
+            .bind(stage.name)
+            .bind(status)
+            .execute(self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, ExportError> {
+        let mut response = self
+            .download
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| ExportError::Download(e.without_url().to_string()))?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ExportError::Download(e.without_url().to_string()))?
+        {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// Builds products from JSONL lines of the three stages.
+#[derive(Default)]
+struct Assembler {
+    products: Vec<pb::CatalogProduct>,
+    product_at: HashMap<String, usize>,
+    /// variant id -> (product index, variant index)
+    variant_at: HashMap<String, (usize, usize)>,
+    /// inventory item id -> variant id
+    item_variant: HashMap<String, String>,
+    /// Lines whose parent has not been seen yet, by parent id.
+    waiting: HashMap<String, Vec<Value>>,
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match &v[key] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn metafield(v: &Value) -> pb::CatalogMetafield {
+    pb::CatalogMetafield {
+        namespace: s(v, "namespace"),
+        key: s(v, "key"),
+        r#type: s(v, "type"),
+        value: s(v, "value"),
+    }
+}
+
+impl Assembler {
+    fn line(&mut self, stage: Document, line: Value) {
+        let parent = line["__parentId"].as_str().map(str::to_string);
+        match (stage.name, parent) {
+            ("catalog_products", None) => self.product(&line),
+            ("catalog_products", Some(parent)) => {
+                if !self.product_at.contains_key(&parent) {
+                    self.waiting.entry(parent).or_default().push(line);
+                    return;
+                }
+                self.product_child(&parent, &line);
+            }
+            ("catalog_variant_metafields", Some(parent)) => {
+                if let Some((p, v)) = self.variant_at.get(&parent).copied() {
+                    self.products[p].variants[v]
+                        .metafields
+                        .push(metafield(&line));
+                }
+            }
+            ("catalog_inventory", Some(item)) => {
+                let Some((p, v)) = self
+                    .item_variant
+                    .get(&item)
+                    .and_then(|variant| self.variant_at.get(variant))
+                    .copied()
+                else {
+                    return;
+                };
+                let available = line["quantities"]
+                    .as_array()
+                    .and_then(|q| q.iter().find(|q| q["name"] == "available"))
+                    .and_then(|q| q["quantity"].as_i64())
+                    .unwrap_or(0);
+                self.products[p].variants[v]
+                    .quantities
+                    .push(pb::CatalogQuantity {
+                        location_id: s(&line["location"], "id"),
+                        available,
+                    });
+            }
+            // Parent lines of stages 2 and 3 (variants, inventory items) carry nothing new.
+            _ => {}
+        }
+    }
+
+    fn product(&mut self, v: &Value) {
+        let id = s(v, "id");
+        let mut options: Vec<pb::CatalogOption> = v["options"]
+            .as_array()
+            .map(|o| {
+                o.iter()
+                    .map(|o| pb::CatalogOption {
+                        name: s(o, "name"),
+                        position: o["position"].as_u64().unwrap_or(0) as u32,
+                        values: o["optionValues"]
+                            .as_array()
+                            .map(|vs| vs.iter().map(|x| s(x, "name")).collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        options.sort_by_key(|o| o.position);
+        let product = pb::CatalogProduct {
+            id: id.clone(),
+            title: s(v, "title"),
+            handle: s(v, "handle"),
+            description_html: s(v, "descriptionHtml"),
+            vendor: s(v, "vendor"),
+            product_type: s(v, "productType"),
+            tags: v["tags"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            status: s(v, "status"),
+            options,
+            updated_at: s(v, "updatedAt"),
+            ..Default::default()
+        };
+        self.product_at.insert(id.clone(), self.products.len());
+        self.products.push(product);
+        for child in self.waiting.remove(&id).unwrap_or_default() {
+            self.product_child(&id, &child);
+        }
+    }
+
+    fn product_child(&mut self, parent: &str, v: &Value) {
+        let p = self.product_at[parent];
+        let id = s(v, "id");
+        if id.starts_with("gid://shopify/ProductVariant/") {
+            let weight = &v["inventoryItem"]["measurement"]["weight"];
+            let variant = pb::CatalogVariant {
+                id: id.clone(),
+                sku: s(v, "sku"),
+                barcode: s(v, "barcode"),
+                price: s(v, "price"),
+                compare_at_price: s(v, "compareAtPrice"),
+                position: v["position"].as_u64().unwrap_or(0) as u32,
+                option_values: v["selectedOptions"]
+                    .as_array()
+                    .map(|o| {
+                        o.iter()
+                            .map(|o| pb::CatalogOptionValue {
+                                name: s(o, "name"),
+                                value: s(o, "value"),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                inventory_item_id: s(&v["inventoryItem"], "id"),
+                weight_value: s(weight, "value"),
+                weight_unit: s(weight, "unit"),
+                ..Default::default()
+            };
+            self.item_variant
+                .insert(variant.inventory_item_id.clone(), id.clone());
+            self.variant_at
+                .insert(id, (p, self.products[p].variants.len()));
+            self.products[p].variants.push(variant);
+        } else if v.get("image").is_some() {
+            let image = &v["image"];
+            self.products[p].images.push(pb::CatalogImage {
+                id,
+                url: s(image, "url"),
+                alt_text: s(image, "altText"),
+            });
+        } else if v.get("namespace").is_some() {
+            self.products[p].metafields.push(metafield(v));
+        }
+    }
+
+    fn end_of_stage(&mut self, stage: Document) {
+        if !self.waiting.is_empty() {
+            let orphans: usize = self.waiting.values().map(Vec::len).sum();
+            tracing::warn!(
+                stage = stage.name,
+                orphans,
+                "bulk lines whose parent never came; dropped"
+            );
+            self.waiting.clear();
+        }
+    }
+
+    fn finish(mut self) -> Vec<pb::CatalogProduct> {
+        for product in &mut self.products {
+            product.variants.sort_by_key(|v| v.position);
+        }
+        self.products
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_before_their_parent_are_attached_when_it_comes() {
+        let mut a = Assembler::default();
+        let variant = json!({"__parentId": "gid://shopify/Product/1", "id": "gid://shopify/ProductVariant/9", "sku": "S-9",
+            "position": 1, "selectedOptions": [{"name": "Size", "value": "M"}],
+            "inventoryItem": {"id": "gid://shopify/InventoryItem/5", "measurement": {"weight": {"value": 1.5, "unit": "KILOGRAMS"}}}});
+        a.line(documents::CATALOG_PRODUCTS, variant);
+        a.line(documents::CATALOG_PRODUCTS, json!({"id": "gid://shopify/Product/1", "title": "Tee", "options": [{"name": "Size", "position": 1, "optionValues": [{"name": "M"}]}]}));
+        a.line(documents::CATALOG_PRODUCTS, json!({"__parentId": "gid://shopify/Product/1", "id": "gid://shopify/MediaImage/3", "image": {"url": "https://cdn/x.jpg", "altText": null}}));
+        a.end_of_stage(documents::CATALOG_PRODUCTS);
+        a.line(
+            documents::CATALOG_INVENTORY,
+            json!({"id": "gid://shopify/InventoryItem/5"}),
+        );
+        a.line(documents::CATALOG_INVENTORY, json!({"__parentId": "gid://shopify/InventoryItem/5", "location": {"id": "gid://shopify/Location/7"}, "quantities": [{"name": "available", "quantity": 4}]}));
+        let products = a.finish();
+        assert_eq!(products.len(), 1);
+        let v = &products[0].variants[0];
+        assert_eq!(
+            (
+                v.sku.as_str(),
+                v.weight_value.as_str(),
+                v.weight_unit.as_str()
+            ),
+            ("S-9", "1.5", "KILOGRAMS")
+        );
+        assert_eq!(
+            v.quantities,
+            vec![pb::CatalogQuantity {
+                location_id: "gid://shopify/Location/7".into(),
+                available: 4
+            }]
+        );
+        assert_eq!(products[0].images[0].url, "https://cdn/x.jpg");
+    }
+}
