@@ -12,6 +12,8 @@ include!(concat!(env!("OUT_DIR"), "/mod.rs"));
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/shopbridge_descriptor.bin"));
 
+pub use shopbridge::auth::v1 as auth;
 pub use shopbridge::common::v1 as common;
-pub use shopbridge::platform::v1 as platform;
 pub use shopbridge::gateway::v1 as gateway;
+pub use shopbridge::platform::v1 as platform;
+mod redacted;

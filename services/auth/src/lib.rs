@@ -2,9 +2,46 @@
 //!
 //! Built with [`build`] from its settings (ports bound first, so port 0 works in tests), then run with
 //! [`Application::run_until_stopped`].
+//!
+//! - [`clients`]: tenants, API clients (PBKDF2-hashed secrets), token issuance;
+//! - [`signing`]: Ed25519 signing keys in the database, rotation, the published key set;
+//! - [`crypto`]: AES-256-GCM encryption of secrets at rest with rotatable keys, secret hashing;
+//! - [`channels`], [`domain`], [`shop_verifier`]: channels, store URLs, token verification through the gateway;
+//! - [`grpc`]: `TokenService` (unauthenticated), `ChannelService` and `AdminService` (bearer token);
+//! - [`commands`]: the `bootstrap-admin`, `rotate-signing-key` and `rotate-encryption-key` subcommands.
 
-use serde::Deserialize;
-use shopbridge_platform::service::{Application, Runtime, ServiceParts, ServiceSpec};
+pub mod channels;
+pub mod clients;
+pub mod commands;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod grpc;
+pub mod shop_verifier;
+pub mod signing;
+
+use std::sync::Arc;
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use shopbridge_platform::{
+    auth_token::{JWKS_PATH, Jwks, TokenVerifier},
+    grpc::auth_interceptor,
+    service::{Application, Runtime, ServiceParts, ServiceSpec},
+};
+use shopbridge_proto::auth::{
+    admin_service_server::AdminServiceServer, channel_service_server::ChannelServiceServer,
+    token_service_server::TokenServiceServer,
+};
+
+pub use crate::config::ServiceSettings;
+use crate::{
+    channels::Channels,
+    clients::TokenIssuer,
+    crypto::Encryptor,
+    grpc::{Api, AuthState},
+    shop_verifier::{GatewayNotDeployed, ShopVerifier},
+    signing::{DatabaseKeys, SigningKeys},
+};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/auth");
 
@@ -16,14 +53,95 @@ pub static SPEC: ServiceSpec = ServiceSpec {
     migrator: &MIGRATOR,
 };
 
-/// The `[service]` section of the settings: nothing of its own yet.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceSettings {}
-
 pub type Settings = shopbridge_platform::config::Settings<ServiceSettings>;
 
+/// The service as deployed today: without shopify-gateway, so connecting a store is refused as unavailable.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    build_with(settings, Arc::new(GatewayNotDeployed)).await
+}
+
+/// Logs the warning every start with the development encryption key gives.
+pub fn warn_if_development_key(encryptor: &Encryptor) {
+    if encryptor.development_key_active() {
+        tracing::warn!(
+            kid = encryptor.active_kid(),
+            "WARNING: secrets are encrypted with the built-in DEVELOPMENT key; production must set its own \
+             service.encryption_keys and service.active_encryption_key"
+        );
+    }
+}
+
+/// The service with a given way of verifying stores (tests pass their own).
+pub async fn build_with(
+    settings: Settings,
+    shop_verifier: Arc<dyn ShopVerifier>,
+) -> anyhow::Result<Application> {
+    let service = settings.service.clone();
+    let encryptor = Arc::new(Encryptor::from_settings(&service)?);
+    warn_if_development_key(&encryptor);
     let runtime = Runtime::start(&SPEC, &settings).await?;
-    Ok(Application::new(runtime, ServiceParts::default()))
+    let pool = runtime.pool.clone();
+
+    let keys = Arc::new(SigningKeys::new(
+        pool.clone(),
+        encryptor.clone(),
+        service.signing_key_grace(),
+    ));
+    keys.ensure_active().await?;
+    let verifier = TokenVerifier::from_source(Arc::new(DatabaseKeys(keys.clone())))
+        .with_issuer(service.issuer.clone())
+        .with_leeway(std::time::Duration::from_secs(service.token_leeway_secs))
+        .with_min_refresh_interval(std::time::Duration::from_secs(1));
+    verifier.refresh().await?;
+
+    let state = Arc::new(AuthState {
+        issuer: TokenIssuer {
+            pool: pool.clone(),
+            keys: keys.clone(),
+            issuer: service.issuer.clone(),
+            ttl_secs: service.access_token_ttl_secs,
+            iterations: service.pbkdf2_iterations,
+        },
+        keys: keys.clone(),
+        verifier: verifier.clone(),
+        channels: Channels {
+            pool: pool.clone(),
+            encryptor: encryptor.clone(),
+            verifier: shop_verifier,
+        },
+        encryptor,
+        pbkdf2_iterations: service.pbkdf2_iterations,
+    });
+    let api = Api(state);
+    let authenticator: Arc<dyn shopbridge_platform::grpc::Authenticator> = Arc::new(verifier);
+
+    let mut parts = ServiceParts::default();
+    parts.grpc = parts.grpc.add_service(TokenServiceServer::new(api.clone()));
+    // `GrpcParts::add_service` wants a plain response body, which an intercepted service does not have; the routes
+    // take any service whose response converts.
+    parts.grpc.routes = parts
+        .grpc
+        .routes
+        .add_service(ChannelServiceServer::with_interceptor(
+            api.clone(),
+            auth_interceptor(authenticator.clone()),
+        ))
+        .add_service(AdminServiceServer::with_interceptor(
+            api,
+            auth_interceptor(authenticator),
+        ));
+    parts.http = axum::Router::new()
+        .route(JWKS_PATH, get(jwks))
+        .with_state(keys);
+    Ok(Application::new(runtime, parts))
+}
+
+async fn jwks(State(keys): State<Arc<SigningKeys>>) -> impl IntoResponse {
+    match keys.published().await {
+        Ok(keys) => Json(Jwks { keys }).into_response(),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot read the published keys");
+            (StatusCode::SERVICE_UNAVAILABLE, "key set unavailable").into_response()
+        }
+    }
 }

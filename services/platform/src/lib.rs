@@ -3,10 +3,12 @@
 //! - [`config`]: layered settings with named failures;
 //! - [`telemetry`]: logs, traces, trace context across NATS and gRPC;
 //! - [`bus`]: typed protobuf messages over JetStream with a transactional outbox and an inbox;
+//! - [`auth_token`]: verification of auth's access tokens (every service), signing for auth;
 //! - [`grpc`], [`http`], [`error`]: server bootstrap, health/readiness/metrics, error-to-status mapping;
 //! - [`service`], [`cli`]: the skeleton and command line every service binary shares;
 //! - `testing` (feature `test-support`): a fresh database and NATS namespace per test.
 
+pub mod auth_token;
 pub mod bus;
 pub mod cli;
 pub mod config;

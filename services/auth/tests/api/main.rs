@@ -1,0 +1,8 @@
+//! The auth service against real PostgreSQL and NATS: each test starts the service in-process on ephemeral ports with
+//! a fresh database and NATS namespace, and talks to it over gRPC and HTTP as a client would.
+
+mod channels;
+mod helpers;
+mod scopes;
+mod secrets;
+mod tokens;
