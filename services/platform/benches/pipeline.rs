@@ -78,6 +78,7 @@ async fn produce(pool: PgPool, from: u64, count: u64, pace: Option<Duration>) {
         .await
         .unwrap();
         tx.commit().await.unwrap();
+        outbox::wake();
     }
 }
 
@@ -191,7 +192,7 @@ fn main() {
             .unwrap();
         let nats = TestNats::new().await;
         let cancel = CancellationToken::new();
-        let relay_settings = OutboxSettings { poll_interval_ms: 100, batch_size: 500, retention_hours: 1 };
+        let relay_settings = OutboxSettings { poll_interval_ms: 20, batch_size: 500, retention_hours: 1 };
         let relay = Relay::new(db.pool.clone(), nats.js.clone(), nats.namespace.clone(), relay_settings);
         tokio::spawn(relay.run(cancel.clone()));
         let runner = ConsumerRunner::new(
@@ -208,6 +209,13 @@ fn main() {
         let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&db.pool).await.unwrap();
         let sync_commit: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&db.pool).await.unwrap();
         let base = baseline(&nats, SUSTAINED_EVENTS).await;
+        // A/B: the same pipeline with a NOTIFY trigger on the outbox (every producer commit notifies the relay).
+        sqlx::query("CREATE FUNCTION bench_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('outbox_rows', ''); RETURN NULL; END; $$")
+            .execute(&db.pool).await.unwrap();
+        sqlx::query("CREATE TRIGGER bench_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION bench_notify()")
+            .execute(&db.pool).await.unwrap();
+        let notify_sustained = pipeline_phase(&db, SUSTAINED_EVENTS / 3, None).await;
+        sqlx::query("DROP TRIGGER bench_notify ON outbox").execute(&db.pool).await.unwrap();
         let sustained = pipeline_phase(&db, SUSTAINED_EVENTS, None).await;
         let paced = pipeline_phase(&db, PACED_EVENTS, Some(PACED_RATE)).await;
         cancel.cancel();
@@ -215,6 +223,7 @@ fn main() {
         println!("pipeline benchmark (PostgreSQL fsync={fsync}, synchronous_commit={sync_commit}; {PRODUCERS} producers, one event per transaction)");
         println!("{:<52} {:>12} {:>10} {:>8}", "figure", "value", "unit", "ratio");
         println!("{:<52} {:>12.0} {:>10}", "baseline: bare JetStream publish+consume", base, "events/s");
+        println!("{:<52} {:>12.0} {:>10} {:>8.2}", "same, with a NOTIFY trigger on every commit", notify_sustained.events_per_sec, "events/s", notify_sustained.events_per_sec / base);
         println!("{:<52} {:>12.0} {:>10} {:>8.2}", "outbox->relay->JetStream->inbox, flat out", sustained.events_per_sec, "events/s", sustained.events_per_sec / base);
         println!("{:<52} {:>12.1} {:>10}", "  latency p50 (flat out, includes queueing)", sustained.p50_ms, "ms");
         println!("{:<52} {:>12.1} {:>10}", "  latency p99 (flat out, includes queueing)", sustained.p99_ms, "ms");
@@ -226,6 +235,8 @@ fn main() {
             {"name": "baseline_jetstream_events_per_sec", "value": base, "unit": "events/s"},
             {"name": "pipeline_sustained_events_per_sec", "value": sustained.events_per_sec, "unit": "events/s",
              "baseline": base, "ratio": sustained.events_per_sec / base},
+            {"name": "pipeline_with_notify_trigger_events_per_sec", "value": notify_sustained.events_per_sec, "unit": "events/s",
+             "baseline": sustained.events_per_sec, "ratio": notify_sustained.events_per_sec / sustained.events_per_sec},
             {"name": "pipeline_sustained_p50_latency", "value": sustained.p50_ms, "unit": "ms"},
             {"name": "pipeline_sustained_p99_latency", "value": sustained.p99_ms, "unit": "ms"},
             {"name": "pipeline_paced_events_per_sec", "value": paced.events_per_sec, "unit": "events/s"},

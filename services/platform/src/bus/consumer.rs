@@ -259,6 +259,8 @@ impl<H: Handler> ConsumerRunner<H> {
             }
         }
         tx.commit().await.map_err(retry)?;
+        // The handler may have written outbox rows: let this process's relay publish them now.
+        super::outbox::wake();
         Ok(true)
     }
 
