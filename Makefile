@@ -47,7 +47,18 @@ lint: ## rustfmt check and clippy with warnings as errors
 .PHONY: test
 test: infra-fast topology lint build ## Everything CI checks: infra, topology, lint, all tests, chart validation
 	$(WITH_INFRA) $(CARGO) nextest run --workspace --no-fail-fast
-	@if [ -x deploy/k8s-tests/run.sh ]; then deploy/k8s-tests/run.sh; fi
+	deploy/k8s-tests/run.sh
+
+.PHONY: helm-test helm-sync-topology images
+helm-test: ## Validate the Helm chart and Dockerfile offline (lint, render, kubernetes-validate 1.30/1.32, schema, security, config keys)
+	deploy/k8s-tests/run.sh
+helm-sync-topology: ## Copy deploy/nats/topology.yaml into the Helm chart (run after editing the topology)
+	cp deploy/nats/topology.yaml helm/shopbridge/files/topology.yaml
+IMAGE_REGISTRY ?= localhost/shopbridge
+IMAGE_TAG ?= dev
+images: ## Build the container images (needs Docker with BuildKit; none runs on our machines)
+	for t in auth listings orders gateway scheduler nats-topology; do \
+	  docker build -f deploy/docker/Dockerfile --target $$t -t $(IMAGE_REGISTRY)/shopbridge-$$t:$(IMAGE_TAG) . ; done
 
 .PHONY: run
 run: infra topology build ## Run all five services locally against local infra, logs prefixed by service

@@ -158,6 +158,8 @@ pub fn load_from<T: DeserializeOwned>(
         // For an unknown key the path names its parent section; name the key itself, which is what the user typed.
         let key = match unknown_field(&message) {
             Some(field) if path == "." => field.to_string(),
+            // serde_path_to_error names the unknown key itself in some positions and its parent in others.
+            Some(field) if path == field || path.ends_with(&format!(".{field}")) => path,
             Some(field) => format!("{path}.{field}"),
             None => path,
         };
@@ -280,7 +282,7 @@ mod tests {
         let err = load_from::<Settings<NoServiceSettings>>(DEFAULTS, Some(&bad), env(&[]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("nats.namespaec"), "{err}");
+        assert!(err.contains("`nats.namespaec`"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
