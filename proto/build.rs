@@ -17,7 +17,8 @@ fn proto_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Messages with a secret field: their Debug is written by hand so a secret never reaches a log.
-const SECRET_BEARING: [&str; 4] = [
+const SECRET_BEARING: [&str; 5] = [
+    "shopbridge.auth.v1.GetShopCredentialsResponse",
     "shopbridge.auth.v1.IssueTokenRequest",
     "shopbridge.auth.v1.IssueTokenResponse",
     "shopbridge.auth.v1.CreateApiClientResponse",

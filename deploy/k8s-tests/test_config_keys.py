@@ -175,7 +175,8 @@ def test_the_shopify_and_encryption_secrets_come_from_secrets() -> None:
     rendered = render({})
     assert secret_env_keys(rendered, "auth") == {"database.url", "service.encryption_keys.k1"}
     assert secret_env_keys(rendered, "gateway") == {"database.url", "service.webhooks.client_secret",
-                                                    "service.webhooks.previous_client_secret"}
+                                                    "service.webhooks.previous_client_secret",
+                                                    "service.auth.client_secret"}
     file_keys, _, _ = rendered_keys(rendered, "auth")
     assert file_keys["service.active_encryption_key"] == "k1"
 

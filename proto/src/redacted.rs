@@ -3,7 +3,8 @@
 use std::fmt;
 
 use crate::auth::{
-    ConnectWithTokenRequest, CreateApiClientResponse, IssueTokenRequest, IssueTokenResponse,
+    ConnectWithTokenRequest, CreateApiClientResponse, GetShopCredentialsResponse,
+    IssueTokenRequest, IssueTokenResponse,
 };
 
 const REDACTED: &str = "[REDACTED]";
@@ -51,6 +52,16 @@ impl fmt::Debug for ConnectWithTokenRequest {
     }
 }
 
+impl fmt::Debug for GetShopCredentialsResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GetShopCredentialsResponse")
+            .field("shop_domain", &self.shop_domain)
+            .field("access_token", &REDACTED)
+            .field("granted_scopes", &self.granted_scopes)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +76,11 @@ mod tests {
             access_token: "shpat_secret".into(),
             ..Default::default()
         };
+        let credentials = GetShopCredentialsResponse {
+            access_token: "shpat_2".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{credentials:?}").contains("shpat_2"));
         let printed = format!(
             "{request:?} {connect:?} {:?}",
             IssueTokenResponse {

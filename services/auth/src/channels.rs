@@ -367,6 +367,47 @@ impl Channels {
     }
 }
 
+/// shop_domain, granted_scopes, state, access_token_enc
+type CredentialRow = (Option<String>, Vec<String>, String, Option<String>);
+
+/// A connected channel's shop and token, for the gateway.
+pub struct ShopCredentials {
+    pub shop_domain: String,
+    pub access_token: SecretString,
+    pub granted_scopes: Vec<String>,
+}
+
+impl Channels {
+    /// The credentials of any tenant's channel (the caller holds `credentials:read`); a channel that is not active
+    /// has none to give.
+    pub async fn credentials(&self, channel_id: &str) -> Result<ShopCredentials, ApiError> {
+        let id = parse_channel_id(channel_id)?;
+        let row: Option<CredentialRow> = sqlx::query_as(
+            "SELECT shop_domain, granted_scopes, state, access_token_enc FROM channels WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (shop_domain, granted_scopes, state, token) =
+            row.ok_or_else(|| not_found(channel_id))?;
+        let (Some(shop_domain), Some(token), "active") = (shop_domain, token, state.as_str())
+        else {
+            return Err(ApiError::FailedPrecondition(format!(
+                "channel {channel_id} is {state}, not connected: connect it again"
+            )));
+        };
+        let access_token = self
+            .encryptor
+            .decrypt_string(&token, &token_context(id))
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("channel {id} token: {e}")))?;
+        Ok(ShopCredentials {
+            shop_domain,
+            access_token,
+            granted_scopes,
+        })
+    }
+}
+
 /// Re-encrypts every stored secret that is not under the active key; returns how many values changed.
 pub async fn reencrypt_all(pool: &PgPool, encryptor: &Encryptor) -> anyhow::Result<u64> {
     let mut changed = 0;

@@ -101,6 +101,22 @@ pub async fn bootstrap_admin(
     .await
 }
 
+/// The tenant that owns service identities (not a merchant).
+pub const SYSTEM_TENANT: &str = "system";
+
+/// shopify-gateway's service identity: the one client that may read any channel's Shopify token.
+pub async fn bootstrap_gateway(pool: &PgPool, iterations: u32) -> anyhow::Result<NewClient> {
+    let tenant_id = tenant_by_name(pool, SYSTEM_TENANT).await?;
+    create_client(
+        pool,
+        tenant_id,
+        "shopify-gateway",
+        vec![scopes::CREDENTIALS_READ.to_string()],
+        iterations,
+    )
+    .await
+}
+
 /// An issued access token.
 pub struct IssuedToken {
     pub token: String,

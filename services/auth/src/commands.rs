@@ -15,6 +15,8 @@ use crate::{
 pub enum AdminCommand {
     /// Create an administrator API client (and the tenant, if missing); the secret is printed once.
     BootstrapAdmin { tenant: String },
+    /// Create shopify-gateway's service identity (scope `credentials:read`); the secret is printed once.
+    BootstrapGateway,
     /// Retire the signing key and make a new one; old tokens keep verifying until they expire.
     RotateSigningKey,
     /// Re-encrypt every stored secret with `service.active_encryption_key`.
@@ -80,6 +82,19 @@ pub async fn execute(command: AdminCommand, settings: &Settings) -> anyhow::Resu
                 "tenant_id: {}\nclient_id: {}\nclient_secret: {}\nscopes: {}\n\
                  The secret is shown only this once: store it in your secret manager now.\n",
                 client.tenant_id,
+                client.client_id,
+                client.client_secret.expose_secret(),
+                client.scopes.join(" ")
+            )
+        }
+        AdminCommand::BootstrapGateway => {
+            keys.ensure_active().await?;
+            let client =
+                clients::bootstrap_gateway(&pool, settings.service.pbkdf2_iterations).await?;
+            format!(
+                "client_id: {}\nclient_secret: {}\nscopes: {}\n\
+                 Set them as the gateway's SHOPBRIDGE__SERVICE__AUTH__CLIENT_ID and \
+                 SHOPBRIDGE__SERVICE__AUTH__CLIENT_SECRET; the secret is shown only this once.\n",
                 client.client_id,
                 client.client_secret.expose_secret(),
                 client.scopes.join(" ")

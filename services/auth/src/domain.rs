@@ -14,7 +14,10 @@ pub mod scopes {
     pub const CLIENTS_WRITE: &str = "clients:write";
     /// Rotate the service's signing and encryption keys (operators).
     pub const KEYS_ROTATE: &str = "keys:rotate";
+    /// Read any channel's Shopify token: shopify-gateway's service identity alone.
+    pub const CREDENTIALS_READ: &str = "credentials:read";
 
+    /// What an operator's admin client gets (`bootstrap-admin`); `credentials:read` is deliberately not among them.
     pub const ALL: [&str; 4] = [CHANNELS_READ, CHANNELS_WRITE, CLIENTS_WRITE, KEYS_ROTATE];
 }
 

@@ -11,7 +11,7 @@ use shopbridge_platform::{
 };
 use shopbridge_proto::auth::{
     self as pb, admin_service_server::AdminService, channel_service_server::ChannelService,
-    token_service_server::TokenService,
+    credential_service_server::CredentialService, token_service_server::TokenService,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -240,6 +240,28 @@ impl AdminService for Api {
         Ok(Response::new(pb::RotateEncryptionKeyResponse {
             active_kid: self.0.encryptor.active_kid().to_string(),
             reencrypted,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl CredentialService for Api {
+    async fn get_shop_credentials(
+        &self,
+        request: Request<pb::GetShopCredentialsRequest>,
+    ) -> Result<Response<pb::GetShopCredentialsResponse>, Status> {
+        // A service identity: the scope, not the tenant, grants access (the gateway serves every tenant).
+        principal(&request)?.require_scope(scopes::CREDENTIALS_READ)?;
+        let credentials = self
+            .0
+            .channels
+            .credentials(&request.get_ref().channel_id)
+            .await?;
+        Ok(Response::new(pb::GetShopCredentialsResponse {
+            shop_domain: credentials.shop_domain,
+            access_token: secrecy::ExposeSecret::expose_secret(&credentials.access_token)
+                .to_string(),
+            granted_scopes: credentials.granted_scopes,
         }))
     }
 }

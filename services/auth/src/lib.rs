@@ -30,7 +30,7 @@ use shopbridge_platform::{
 };
 use shopbridge_proto::auth::{
     admin_service_server::AdminServiceServer, channel_service_server::ChannelServiceServer,
-    token_service_server::TokenServiceServer,
+    credential_service_server::CredentialServiceServer, token_service_server::TokenServiceServer,
 };
 
 pub use crate::config::ServiceSettings;
@@ -127,6 +127,10 @@ pub async fn build_with(
             auth_interceptor(authenticator.clone()),
         ))
         .add_service(AdminServiceServer::with_interceptor(
+            api.clone(),
+            auth_interceptor(authenticator.clone()),
+        ))
+        .add_service(CredentialServiceServer::with_interceptor(
             api,
             auth_interceptor(authenticator),
         ));

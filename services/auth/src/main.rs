@@ -1,5 +1,5 @@
 //! `shopbridge-auth`: the platform's `serve`/`migrate`/`print-config`/`print-defaults`, plus the operator commands
-//! `bootstrap-admin`, `rotate-signing-key` and `rotate-encryption-key`. `--help` lists them all.
+//! `bootstrap-admin`, `bootstrap-gateway`, `rotate-signing-key` and `rotate-encryption-key`. `--help` lists them all.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -30,6 +30,9 @@ enum AuthCommand {
         #[arg(long, value_name = "NAME")]
         tenant: String,
     },
+    /// Create shopify-gateway's service identity (tenant "system", scope credentials:read); prints its id and secret
+    /// once, to be set as the gateway's service.auth.client_id and client_secret.
+    BootstrapGateway,
     /// Retire the token signing key and make a new one; tokens it signed keep verifying until they expire.
     RotateSigningKey,
     /// Re-encrypt every stored secret with service.active_encryption_key (after adding a new key).
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             return shopbridge_platform::cli::run(&SPEC, shopbridge_auth::build);
         }
         Some(AuthCommand::BootstrapAdmin { tenant }) => AdminCommand::BootstrapAdmin { tenant },
+        Some(AuthCommand::BootstrapGateway) => AdminCommand::BootstrapGateway,
         Some(AuthCommand::RotateSigningKey) => AdminCommand::RotateSigningKey,
         Some(AuthCommand::RotateEncryptionKey) => AdminCommand::RotateEncryptionKey,
     };

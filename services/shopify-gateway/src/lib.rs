@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod commands;
+pub mod credentials;
 pub mod documents;
 pub mod executor;
 pub mod export;
@@ -35,6 +36,7 @@ pub struct ServiceSettings {
     pub budget: BudgetSection,
     pub retry: executor::RetrySettings,
     pub webhooks: WebhookSettings,
+    pub auth: credentials::AuthSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +91,68 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             hooks.previous_client_secret.clone(),
         ]),
     };
-    let parts = ServiceParts::default().http_routes(webhooks::router(webhook_state));
+    let mut parts = ServiceParts::default().http_routes(webhooks::router(webhook_state));
+    if settings.service.auth.client_id.is_empty() {
+        tracing::warn!(
+            "service.auth.client_id is empty: commands are not consumed (run `shopbridge-auth bootstrap-gateway`)"
+        );
+    } else {
+        parts = command_consumers(&runtime, &settings, parts)?;
+    }
     Ok(Application::new(runtime, parts))
+}
+
+/// One consumer per partition and lane of the command stream. Every replica consumes every partition for now:
+/// JetStream's work queue hands each command to one of them, but a shop's budget is then only per replica
+/// (partition leases are the next step; see the README).
+fn command_consumers(
+    runtime: &Runtime,
+    settings: &Settings,
+    mut parts: ServiceParts,
+) -> anyhow::Result<ServiceParts> {
+    use shopbridge_platform::bus::{
+        ConsumerRunner,
+        names::{GATEWAY_PARTITIONS, partition_token},
+    };
+    let handler = Arc::new(commands::CommandHandler {
+        executor: Arc::new(executor(&settings.service)?),
+        credentials: Arc::new(credentials::AuthCredentials::new(
+            settings.service.auth.clone(),
+        )?),
+        pool: runtime.pool.clone(),
+        download: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(300))
+            .build()?,
+    });
+    for partition in 0..GATEWAY_PARTITIONS {
+        for lane in ["orders", "sync", "publish", "import"] {
+            let runner = ConsumerRunner::new(
+                runtime.pool.clone(),
+                runtime.js.clone(),
+                runtime.namespace.clone(),
+                "GATEWAY_COMMANDS",
+                &format!("gateway-{}-{lane}", partition_token(partition)),
+                SharedHandler(handler.clone()),
+                runtime.consumer.clone(),
+            );
+            parts = parts.task("command-consumer", move |cancel| runner.run(cancel));
+        }
+    }
+    Ok(parts)
+}
+
+/// One handler shared by every partition's consumer (one executor, so one budget per shop).
+struct SharedHandler(Arc<commands::CommandHandler>);
+
+impl shopbridge_platform::bus::Handler for SharedHandler {
+    type Message = shopbridge_proto::gateway::Command;
+
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut sqlx::Transaction<'static, sqlx::Postgres>,
+        event: &'a shopbridge_platform::bus::Envelope<Self::Message>,
+    ) -> impl std::future::Future<Output = Result<(), shopbridge_platform::bus::HandlerError>> + Send + 'a
+    {
+        self.0.handle(tx, event)
+    }
 }

@@ -2,6 +2,7 @@
 //! a fresh database and NATS namespace, and talks to it over gRPC and HTTP as a client would.
 
 mod channels;
+mod credentials;
 mod helpers;
 mod scopes;
 mod secrets;

@@ -1,0 +1,236 @@
+//! auth + shopify-gateway + the Shopify simulator, over real NATS and PostgreSQL: a channel connected in auth, a
+//! command on the gateway's partition and lane, the gateway reading the channel's token from auth with its service
+//! identity, calling the (simulated) shop, and answering with one CommandResult event.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use prost::Message;
+use secrecy::{ExposeSecret, SecretString};
+use shopbridge_auth::{
+    clients,
+    domain::ShopDomain,
+    shop_verifier::{ShopInfo, ShopVerifier, VerifyFuture},
+};
+use shopbridge_platform::{
+    bus::{EventMeta, names, outbox::envelope_headers},
+    testing::{TestDb, TestNats, service_settings},
+};
+use shopbridge_proto::{
+    auth::{self as auth_pb, channel_service_client::ChannelServiceClient},
+    gateway as pb,
+};
+use shopify_sim::{SimClient, SimConfig, Simulator};
+use tokio_util::sync::CancellationToken;
+
+/// Stands in for the gateway-backed verification auth will use (not built yet): accepts the store.
+struct AcceptingVerifier;
+
+impl ShopVerifier for AcceptingVerifier {
+    fn verify<'a>(&'a self, _: &'a ShopDomain, _: &'a SecretString) -> VerifyFuture<'a> {
+        Box::pin(async {
+            Ok(ShopInfo {
+                name: "Simulated shop".into(),
+                plan: "standard".into(),
+            })
+        })
+    }
+}
+
+fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn a_shop_info_command_reads_credentials_from_auth_and_is_answered_once() {
+    shopbridge_platform::telemetry::init_for_tests();
+    let sim = Simulator::start_on(SimConfig::default(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let sim_client = SimClient::new(sim.addr());
+    let shop = "e2e-shop.myshopify.com";
+    let shop_token = sim_client.create_shop(shop, "advanced").await.unwrap();
+    let nats = TestNats::new().await;
+    let cancel = CancellationToken::new();
+
+    // auth, with a connected channel.
+    let auth_db = TestDb::new(&shopbridge_auth::MIGRATOR).await;
+    let auth_settings: shopbridge_auth::Settings = service_settings(
+        &shopbridge_auth::SPEC,
+        &auth_db.url,
+        &nats.namespace,
+        &[("SHOPBRIDGE__SERVICE__PBKDF2_ITERATIONS", "1000")],
+    );
+    let auth = shopbridge_auth::build_with(auth_settings, Arc::new(AcceptingVerifier))
+        .await
+        .unwrap();
+    let auth_url = format!("http://{}", auth.grpc_addr());
+    tokio::spawn(auth.run_until_stopped(cancel.clone()));
+    let admin = clients::bootstrap_admin(&auth_db.pool, "merchant", 1000)
+        .await
+        .unwrap();
+    let gateway_identity = clients::bootstrap_gateway(&auth_db.pool, 1000)
+        .await
+        .unwrap();
+    let channel = tonic::transport::Channel::from_shared(auth_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let admin_token =
+        shopbridge_proto::auth::token_service_client::TokenServiceClient::new(channel.clone())
+            .issue_token(auth_pb::IssueTokenRequest {
+                client_id: admin.client_id.clone(),
+                client_secret: admin.client_secret.expose_secret().to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token;
+    let mut channels = ChannelServiceClient::new(channel);
+    let created = channels
+        .create_channel(authed(
+            auth_pb::CreateChannelRequest {
+                name: "main".into(),
+            },
+            &admin_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    channels
+        .connect_with_token(authed(
+            auth_pb::ConnectWithTokenRequest {
+                channel_id: created.channel_id.clone(),
+                shop_domain: format!("https://{shop}/"),
+                access_token: shop_token.clone(),
+                granted_scopes: vec!["read_products".into()],
+            },
+            &admin_token,
+        ))
+        .await
+        .unwrap();
+
+    // The gateway, signed in to auth with its service identity, pointed at the simulator.
+    let gateway_db = TestDb::empty().await;
+    let port = sim.addr().port().to_string();
+    let connect_to = sim.addr().to_string();
+    let secret = gateway_identity.client_secret.expose_secret().to_string();
+    let gateway_settings: shopbridge_gateway::Settings = service_settings(
+        &shopbridge_gateway::SPEC,
+        &gateway_db.url,
+        &nats.namespace,
+        &[
+            ("SHOPBRIDGE__SERVICE__AUTH__URL", &auth_url),
+            (
+                "SHOPBRIDGE__SERVICE__AUTH__CLIENT_ID",
+                &gateway_identity.client_id,
+            ),
+            ("SHOPBRIDGE__SERVICE__AUTH__CLIENT_SECRET", &secret),
+            ("SHOPBRIDGE__SERVICE__SHOPIFY__SCHEME", "http"),
+            ("SHOPBRIDGE__SERVICE__SHOPIFY__PORT", &port),
+            ("SHOPBRIDGE__SERVICE__SHOPIFY__CONNECT_TO", &connect_to),
+        ],
+    );
+    let gateway = shopbridge_gateway::build(gateway_settings).await.unwrap();
+    tokio::spawn(gateway.run_until_stopped(cancel.clone()));
+
+    let command = pb::Command {
+        command_id: "verify-1".into(),
+        shop_domain: shop.into(),
+        channel_id: created.channel_id.clone(),
+        lane: pb::Lane::Orders as i32,
+        operation: Some(pb::command::Operation::GetShopInfo(pb::GetShopInfo {})),
+    };
+    let subject = nats
+        .namespace
+        .subject(&names::command_subject::<pb::Command>(shop, "orders"));
+    for message_id in ["row-1", "row-2"] {
+        let headers = envelope_headers(
+            "shopbridge.gateway.v1.Command",
+            &EventMeta::tenant("t"),
+            &Default::default(),
+        );
+        let message = jetstream::message::PublishMessage::build()
+            .headers(headers)
+            .message_id(message_id)
+            .payload(command.encode_to_vec().into());
+        nats.js
+            .send_publish(subject.clone(), message)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    let results = nats
+        .js
+        .get_stream(nats.namespace.resource("EVENTS"))
+        .await
+        .unwrap()
+        .create_consumer(jetstream::consumer::pull::Config {
+            filter_subject: nats.namespace.subject("events.gateway.v1.CommandResult"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while answers.is_empty() && tokio::time::Instant::now() < deadline {
+        let mut batch = results
+            .fetch()
+            .max_messages(10)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(Ok(message)) = batch.next().await {
+            answers.push(pb::CommandResult::decode(message.payload.as_ref()).unwrap());
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut late = results
+        .fetch()
+        .max_messages(10)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    while let Some(Ok(message)) = late.next().await {
+        answers.push(pb::CommandResult::decode(message.payload.as_ref()).unwrap());
+    }
+
+    assert_eq!(
+        answers.len(),
+        1,
+        "one result for a command sent twice: {answers:?}"
+    );
+    let answer = &answers[0];
+    assert_eq!(
+        answer.status,
+        pb::command_result::Status::Succeeded as i32,
+        "{answer:?}"
+    );
+    let Some(pb::command_result::Result::ShopInfo(info)) = &answer.result else {
+        panic!("no shop info: {answer:?}")
+    };
+    assert!(!info.name.is_empty());
+    let stats = sim_client.stats(shop).await.unwrap();
+    assert_eq!(
+        stats["graphql_requests"], 1,
+        "the re-sent command made no second call"
+    );
+
+    cancel.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nats.cleanup().await;
+    auth_db.drop_db().await;
+    gateway_db.drop_db().await;
+}

@@ -1,0 +1,146 @@
+//! bulkOperationRunQuery/RunMutation (validation, per-shop concurrency) and stagedUploadsCreate.
+
+use super::super::{Ctx, K, R, V, rec, user_error, user_errors};
+use super::s;
+use crate::model::{BulkOp, Store, gid};
+use serde_json::{Map, Value, json};
+
+pub(super) fn bulk_run(cx: &Ctx<'_>, kind: &str, doc: &str, staged: Option<String>) -> R {
+    let ty: &'static str = if kind == "QUERY" {
+        "BulkOperationRunQueryPayload"
+    } else {
+        "BulkOperationRunMutationPayload"
+    };
+    let fail = |field: &str, msg: String, code: &str| {
+        Ok(rec(
+            ty,
+            vec![
+                ("bulkOperation", V::Null),
+                (
+                    "userErrors",
+                    user_errors(vec![user_error(&[field], msg, Some(code))]),
+                ),
+            ],
+        ))
+    };
+    let mut st = cx.store.borrow_mut();
+    let st: &mut Store = &mut st;
+    let running: Vec<u64> = st
+        .bulk_ops
+        .values()
+        .filter(|b| b.kind == kind && (b.status == "CREATED" || b.status == "RUNNING"))
+        .map(|b| b.id)
+        .collect();
+    // BulkOperationUserErrorCode (query) and BulkMutationErrorCode (mutation) differ.
+    let invalid_code = if kind == "QUERY" {
+        "INVALID"
+    } else {
+        "INVALID_MUTATION"
+    };
+    let check = if kind == "QUERY" {
+        crate::bulk::validate_bulk_query(doc)
+    } else {
+        crate::bulk::validate_bulk_mutation(doc)
+    };
+    if let Err(m) = check {
+        return fail(
+            if kind == "QUERY" { "query" } else { "mutation" },
+            m,
+            invalid_code,
+        );
+    }
+    if running.len() >= cx.bulk_limit {
+        let what = if kind == "QUERY" { "query" } else { "mutation" };
+        return fail(
+            if kind == "QUERY" { "query" } else { "mutation" },
+            format!(
+                "A bulk {what} operation for this app and shop is already in progress: {}.",
+                gid("BulkOperation", running[0])
+            ),
+            "OPERATION_IN_PROGRESS",
+        );
+    }
+    if kind == "MUTATION"
+        && staged
+            .as_deref()
+            .is_none_or(|p| !crate::bulk::staged_exists(&st.domain, p))
+    {
+        return fail(
+            "stagedUploadPath",
+            "The staged upload path does not exist.".into(),
+            "NO_SUCH_FILE",
+        );
+    }
+    let id = st.next_id();
+    st.bulk_ops.insert(
+        id,
+        BulkOp {
+            id,
+            kind: kind.into(),
+            status: "CREATED".into(),
+            query: doc.into(),
+            error_code: None,
+            object_count: 0,
+            root_object_count: 0,
+            file_size: None,
+            url: None,
+            created_at: cx.now,
+            completed_at: None,
+            staged_path: staged,
+        },
+    );
+    Ok(rec(
+        ty,
+        vec![
+            ("bulkOperation", V::Obj(K::BulkOp(id))),
+            ("userErrors", user_errors(vec![])),
+        ],
+    ))
+}
+
+pub(super) fn staged_uploads_create(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
+    let st = cx.store.borrow();
+    let mut targets = Vec::new();
+    let mut errs = Vec::new();
+    for (i, inp) in args
+        .get("input")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let resource = s(inp, "resource").unwrap_or("");
+        if resource != "BULK_MUTATION_VARIABLES" {
+            errs.push(user_error(
+                &["input", &i.to_string(), "resource"],
+                "The simulator stages BULK_MUTATION_VARIABLES uploads only",
+                None,
+            ));
+            continue;
+        }
+        let key = format!(
+            "tmp/{}/bulk/{}/{}",
+            st.domain,
+            uuid::Uuid::new_v4(),
+            s(inp, "filename").unwrap_or("bulk.jsonl")
+        );
+        let url = format!("{}/_sim/uploads", cx.base_url);
+        targets.push(json!({
+            "url": url,
+            "resourceUrl": null,
+            "parameters": [
+                {"name": "Content-Type", "value": s(inp, "mimeType").unwrap_or("text/jsonl")},
+                {"name": "success_action_status", "value": "201"},
+                {"name": "acl", "value": "private"},
+                {"name": "key", "value": key},
+            ],
+        }));
+    }
+    Ok(rec(
+        "StagedUploadsCreatePayload",
+        vec![
+            ("stagedTargets", V::Json(Value::Array(targets))),
+            ("userErrors", user_errors(errs)),
+        ],
+    ))
+}
