@@ -202,7 +202,7 @@ fn main() {
             "EVENTS",
             "platform-probe",
             Effects,
-            ConsumerSettings { concurrency: 64, backoff_ms: vec![100] },
+            ConsumerSettings { concurrency: 16, batch_size: 32, backoff_ms: vec![100] },
         );
         tokio::spawn(runner.run(cancel.clone()));
 

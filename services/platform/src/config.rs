@@ -97,7 +97,10 @@ impl OutboxSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerSettings {
+    /// Batches handled at once by each consumer.
     pub concurrency: usize,
+    /// Messages applied in one transaction (one commit); 1 for handlers that run long (the gateway's commands).
+    pub batch_size: usize,
     pub backoff_ms: Vec<u64>,
 }
 

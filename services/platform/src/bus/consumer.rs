@@ -100,34 +100,36 @@ impl<H: Handler> ConsumerRunner<H> {
         let progress_every = (info.ack_wait / 3).max(Duration::from_millis(100));
         let concurrency = self.settings.concurrency.max(1);
 
+        let batch_size = self.settings.batch_size.max(1);
         let messages = consumer
             .stream()
-            .max_messages_per_batch(concurrency)
+            .max_messages_per_batch(concurrency * batch_size)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
             .await?;
-        tracing::info!(consumer = %durable, stream = %stream_name, concurrency, "consumer started");
+        tracing::info!(consumer = %durable, stream = %stream_name, concurrency, batch_size, "consumer started");
         let this = &self;
         messages
             .take_until(cancel.cancelled())
-            .for_each_concurrent(concurrency, |message| async move {
-                match message {
-                    Ok(message) => this.process(message, max_deliver, progress_every).await,
-                    Err(e) => tracing::warn!(consumer = %this.durable, error = %e, "pull failed; continuing"),
+            .ready_chunks(batch_size)
+            .for_each_concurrent(concurrency, |pulled| async move {
+                let mut batch = Vec::with_capacity(pulled.len());
+                for message in pulled {
+                    match message {
+                        Ok(message) => batch.push(this.prepare(message)),
+                        Err(e) => tracing::warn!(consumer = %this.durable, error = %e, "pull failed; continuing"),
+                    }
                 }
+                this.process(batch, max_deliver, progress_every).await;
             })
             .await;
         tracing::info!(consumer = %durable, "consumer stopped");
         Ok(())
     }
 
-    async fn process(
-        &self,
-        message: jetstream::Message,
-        max_deliver: i64,
-        progress_every: Duration,
-    ) {
+    /// Reads a message's envelope and decodes its payload (the failure is kept as the dead-letter reason).
+    fn prepare(&self, message: jetstream::Message) -> Prepared<H::Message> {
         let headers = message.headers.clone().unwrap_or_default();
         let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
         let message_id = header(headers::MSG_ID);
@@ -147,121 +149,219 @@ impl<H: Handler> ConsumerRunner<H> {
             correlation_id = header(headers::CORRELATION).as_deref().unwrap_or("-"),
         );
         crate::telemetry::set_remote_parent(&span, header);
-
-        let started = std::time::Instant::now();
-        let outcome = async {
-            let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
-            let dead = |reason: String| DeadLetter {
-                consumer: &self.durable,
-                subject: &subject,
-                message_id: message_id.as_deref(),
-                type_name: type_name.as_deref(),
-                headers: headers_json(&headers),
-                payload: &message.payload,
-                reason,
-                deliveries: delivered as i64,
-            };
-            let (Some(message_id), Some(type_name)) = (message_id.as_deref(), type_name.as_deref())
-            else {
-                let reason = format!(
-                    "missing `{}` or `{}` header",
-                    headers::MSG_ID,
-                    headers::TYPE
-                );
-                return self.dead_letter(dead(reason)).await;
-            };
-            let decoded = match H::Message::decode(type_name, &message.payload) {
-                Ok(decoded) => decoded,
-                Err(e) => return self.dead_letter(dead(e.to_string())).await,
-            };
-            let envelope = Envelope {
-                message_id: message_id.to_string(),
-                subject: subject.clone(),
-                meta: EventMeta {
-                    tenant_id: header(headers::TENANT),
-                    channel_id: header(headers::CHANNEL),
-                    correlation_id: header(headers::CORRELATION),
-                },
-                message: decoded,
-                delivered,
-            };
-            match self.apply(&message, &envelope, progress_every).await {
-                Ok(true) => Outcome::Applied,
-                Ok(false) => Outcome::Duplicate,
-                Err(HandlerError::Reject(e)) => {
-                    self.dead_letter(dead(format!("rejected by handler: {e:#}")))
-                        .await
-                }
-                Err(HandlerError::Retry(e))
-                    if max_deliver > 0 && delivered >= max_deliver as u64 =>
-                {
-                    self.dead_letter(dead(format!("gave up after {delivered} deliveries: {e:#}")))
-                        .await
-                }
-                Err(HandlerError::Retry(e)) => {
-                    tracing::warn!(error = %format!("{e:#}"), "handler failed; will retry");
-                    Outcome::Retry(self.settings.backoff(delivered))
-                }
-            }
-        }
-        .instrument(span.clone())
-        .await;
-
-        let result = match outcome {
-            Outcome::Applied | Outcome::Duplicate => message.double_ack().await,
-            Outcome::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
-            Outcome::DeadLettered => message.ack_with(AckKind::Term).await,
+        let envelope = match (message_id.as_deref(), type_name.as_deref()) {
+            (Some(id), Some(type_name)) => H::Message::decode(type_name, &message.payload)
+                .map(|decoded| Envelope {
+                    message_id: id.to_string(),
+                    subject: subject.clone(),
+                    meta: EventMeta {
+                        tenant_id: header(headers::TENANT),
+                        channel_id: header(headers::CHANNEL),
+                        correlation_id: header(headers::CORRELATION),
+                    },
+                    message: decoded,
+                    delivered,
+                })
+                .map_err(|e| e.to_string()),
+            _ => Err(format!(
+                "missing `{}` or `{}` header",
+                headers::MSG_ID,
+                headers::TYPE
+            )),
         };
-        let label = match outcome {
-            Outcome::Applied => "applied",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Retry(_) => "retry",
-            Outcome::DeadLettered => "dead_lettered",
-        };
-        metrics::counter!("bus_messages_total", "consumer" => self.durable.clone(), "outcome" => label).increment(1);
-        metrics::histogram!("bus_handle_seconds", "consumer" => self.durable.clone())
-            .record(started.elapsed().as_secs_f64());
-        if let Err(e) = result {
-            // The message comes back after ack_wait; the inbox absorbs it if it was applied.
-            tracing::warn!(parent: &span, error = %e, "acknowledgement failed");
+        Prepared {
+            message,
+            headers,
+            subject,
+            message_id,
+            type_name,
+            delivered,
+            span,
+            envelope,
         }
     }
 
-    /// Runs the handler in a transaction with the inbox row; `Ok(false)` for a message already applied.
+    /// Applies a batch in one transaction (one commit for many messages), then acknowledges each message as it
+    /// fared: applied and duplicates acked, failures redelivered with backoff or dead-lettered.
+    async fn process(
+        &self,
+        batch: Vec<Prepared<H::Message>>,
+        max_deliver: i64,
+        progress_every: Duration,
+    ) {
+        let started = std::time::Instant::now();
+        let results = self.apply(&batch, progress_every).await;
+        for (prepared, result) in batch.iter().zip(results) {
+            let outcome = self
+                .outcome(prepared, result, max_deliver)
+                .instrument(prepared.span.clone())
+                .await;
+            let message = &prepared.message;
+            let acked = match outcome {
+                Outcome::Applied | Outcome::Duplicate => message.double_ack().await,
+                Outcome::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
+                Outcome::DeadLettered => message.ack_with(AckKind::Term).await,
+            };
+            let label = match outcome {
+                Outcome::Applied => "applied",
+                Outcome::Duplicate => "duplicate",
+                Outcome::Retry(_) => "retry",
+                Outcome::DeadLettered => "dead_lettered",
+            };
+            metrics::counter!("bus_messages_total", "consumer" => self.durable.clone(), "outcome" => label).increment(1);
+            if let Err(e) = acked {
+                // The message comes back after ack_wait; the inbox absorbs it if it was applied.
+                tracing::warn!(parent: &prepared.span, error = %e, "acknowledgement failed");
+            }
+        }
+        metrics::histogram!("bus_batch_seconds", "consumer" => self.durable.clone())
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    async fn outcome(
+        &self,
+        prepared: &Prepared<H::Message>,
+        result: Option<Result<bool, HandlerError>>,
+        max_deliver: i64,
+    ) -> Outcome {
+        let delivered = prepared.delivered;
+        let dead = |reason: String| DeadLetter {
+            consumer: &self.durable,
+            subject: &prepared.subject,
+            message_id: prepared.message_id.as_deref(),
+            type_name: prepared.type_name.as_deref(),
+            headers: headers_json(&prepared.headers),
+            payload: &prepared.message.payload,
+            reason,
+            deliveries: delivered as i64,
+        };
+        let result = match (&prepared.envelope, result) {
+            (Err(reason), _) => return self.dead_letter(dead(reason.clone())).await,
+            (Ok(_), Some(result)) => result,
+            (Ok(_), None) => Err(HandlerError::Retry(anyhow::anyhow!("not applied"))),
+        };
+        match result {
+            Ok(true) => Outcome::Applied,
+            Ok(false) => Outcome::Duplicate,
+            Err(HandlerError::Reject(e)) => {
+                self.dead_letter(dead(format!("rejected by handler: {e:#}")))
+                    .await
+            }
+            Err(HandlerError::Retry(e)) if max_deliver > 0 && delivered >= max_deliver as u64 => {
+                self.dead_letter(dead(format!("gave up after {delivered} deliveries: {e:#}")))
+                    .await
+            }
+            Err(HandlerError::Retry(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "handler failed; will retry");
+                Outcome::Retry(self.settings.backoff(delivered))
+            }
+        }
+    }
+
+    /// Runs the handler for every decodable message of the batch in one transaction, each with its inbox row inside
+    /// a savepoint so one failure does not undo the others. Per message: `Ok(true)`
+    /// applied, `Ok(false)` already applied before, `Err` not applied; `None` for an undecodable message.
     async fn apply(
         &self,
-        message: &jetstream::Message,
-        envelope: &Envelope<H::Message>,
+        batch: &[Prepared<H::Message>],
         progress_every: Duration,
-    ) -> Result<bool, HandlerError> {
-        let retry = |e: sqlx::Error| HandlerError::Retry(e.into());
-        let mut tx = self.pool.begin().await.map_err(retry)?;
-        if !inbox::record(&mut tx, &self.durable, &envelope.message_id)
-            .await
-            .map_err(retry)?
-        {
-            tracing::debug!("already applied; acknowledging the redelivery");
-            return Ok(false);
+    ) -> Vec<Option<Result<bool, HandlerError>>> {
+        let decodable = batch.iter().filter(|p| p.envelope.is_ok()).count();
+        let mut results: Vec<Option<Result<bool, HandlerError>>> =
+            batch.iter().map(|_| None).collect();
+        if decodable == 0 {
+            return results;
         }
+        let retry_all = |e: &sqlx::Error, results: &mut Vec<Option<Result<bool, HandlerError>>>| {
+            for (slot, prepared) in results.iter_mut().zip(batch) {
+                if prepared.envelope.is_ok() {
+                    *slot = Some(Err(HandlerError::Retry(anyhow::anyhow!("database: {e}"))));
+                }
+            }
+        };
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                retry_all(&e, &mut results);
+                return results;
+            }
+        };
         {
-            let handling = self.handler.handle(&mut tx, envelope);
-            tokio::pin!(handling);
+            let work = async {
+                for (slot, prepared) in results.iter_mut().zip(batch) {
+                    let Ok(envelope) = &prepared.envelope else {
+                        continue;
+                    };
+                    *slot = Some(
+                        self.apply_one(&mut tx, envelope)
+                            .instrument(prepared.span.clone())
+                            .await,
+                    );
+                }
+            };
+            tokio::pin!(work);
             let mut ticker = tokio::time::interval_at(
                 tokio::time::Instant::now() + progress_every,
                 progress_every,
             );
             loop {
                 tokio::select! {
-                    result = &mut handling => { result?; break; }
-                    // Tell JetStream we are still working, so a long handler is not redelivered under our feet.
-                    _ = ticker.tick() => { let _ = message.ack_with(AckKind::Progress).await; }
+                    _ = &mut work => break,
+                    // Tell JetStream we are still working, so long handlers are not redelivered under our feet.
+                    _ = ticker.tick() => {
+                        for prepared in batch {
+                            let _ = prepared.message.ack_with(AckKind::Progress).await;
+                        }
+                    }
                 }
             }
         }
-        tx.commit().await.map_err(retry)?;
-        // The handler may have written outbox rows: let this process's relay publish them now.
-        super::outbox::wake();
-        Ok(true)
+        let applied = results.iter().any(|r| matches!(r, Some(Ok(true))));
+        match tx.commit().await {
+            Ok(()) if applied => super::outbox::wake(),
+            Ok(()) => {}
+            Err(e) => {
+                for slot in results.iter_mut() {
+                    if matches!(slot, Some(Ok(_))) {
+                        *slot = Some(Err(HandlerError::Retry(anyhow::anyhow!(
+                            "commit failed: {e}"
+                        ))));
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// One message inside a savepoint of the batch's transaction, so its failure undoes only its own writes.
+    async fn apply_one(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        envelope: &Envelope<H::Message>,
+    ) -> Result<bool, HandlerError> {
+        let retry = |e: sqlx::Error| HandlerError::Retry(e.into());
+        sqlx::query("SAVEPOINT consume")
+            .execute(&mut **tx)
+            .await
+            .map_err(retry)?;
+        let result = match inbox::record(tx, &self.durable, &envelope.message_id)
+            .await
+            .map_err(retry)
+        {
+            Ok(false) => {
+                tracing::debug!("already applied; acknowledging the redelivery");
+                Ok(false)
+            }
+            Ok(true) => self.handler.handle(tx, envelope).await.map(|()| true),
+            Err(e) => Err(e),
+        };
+        let end = if result.is_ok() {
+            "RELEASE SAVEPOINT consume"
+        } else {
+            "ROLLBACK TO SAVEPOINT consume"
+        };
+        sqlx::query(end).execute(&mut **tx).await.map_err(retry)?;
+        result
     }
 
     async fn dead_letter(&self, letter: DeadLetter<'_>) -> Outcome {
@@ -274,6 +374,19 @@ impl<H: Handler> ConsumerRunner<H> {
             }
         }
     }
+}
+
+/// A pulled message with its envelope read.
+struct Prepared<M> {
+    message: jetstream::Message,
+    headers: async_nats::HeaderMap,
+    subject: String,
+    message_id: Option<String>,
+    type_name: Option<String>,
+    delivered: u64,
+    span: tracing::Span,
+    /// The decoded envelope, or why the message cannot be decoded.
+    envelope: Result<Envelope<M>, String>,
 }
 
 fn headers_json(headers: &async_nats::HeaderMap) -> serde_json::Value {

@@ -66,3 +66,33 @@ async fn a_relay_killed_after_publishing_and_before_marking_delivers_exactly_onc
     assert_eq!(ctx.effects().await, 1);
     ctx.finish().await;
 }
+
+/// Messages share a transaction in batches; one rejected message undoes only its own writes.
+#[tokio::test]
+async fn a_rejected_message_in_a_batch_leaves_the_others_applied() {
+    let ctx = Ctx::new().await;
+    for seq in 0..20 {
+        ctx.enqueue(seq, true).await;
+    }
+    assert_eq!(ctx.relay().drain_once().await.unwrap(), 20);
+    ctx.start_consumer(ProbeHandler::new(Behaviour::RejectSeq(13)), vec![50]);
+    eventually("19 effects and one dead letter", || async {
+        let letters: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+            .fetch_one(&ctx.db.pool)
+            .await
+            .unwrap();
+        ctx.effects().await == 19 && letters == 1
+    })
+    .await;
+    let rejected: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_effects WHERE seq = 13")
+        .fetch_one(&ctx.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rejected, 0, "the rejected message's own write was undone");
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
+        .fetch_one(&ctx.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(inbox, 19, "no inbox row for the rejected message");
+    ctx.finish().await;
+}

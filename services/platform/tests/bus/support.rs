@@ -74,8 +74,10 @@ impl Ctx {
     }
 
     pub fn start_consumer(&self, handler: ProbeHandler, backoff_ms: Vec<u64>) {
+        // Batches of up to 8: several messages share a transaction, each in its own savepoint.
         let settings = ConsumerSettings {
             concurrency: 4,
+            batch_size: 8,
             backoff_ms,
         };
         let runner = ConsumerRunner::new(
@@ -118,6 +120,8 @@ impl Ctx {
 pub enum Behaviour {
     Apply,
     AlwaysRetry,
+    /// Applies every probe but this one, which it rejects (after writing its effect, which must be undone).
+    RejectSeq(u64),
 }
 
 /// Records each call; applies the probe as a row in `probe_effects`, or fails as told.
@@ -153,7 +157,18 @@ impl Handler for ProbeHandler {
             Behaviour::AlwaysRetry => Err(HandlerError::Retry(anyhow::anyhow!(
                 "downstream unavailable"
             ))),
-            Behaviour::Apply => {
+            Behaviour::RejectSeq(seq) if event.message.seq == seq => {
+                sqlx::query("INSERT INTO probe_effects (message_id, seq) VALUES ($1, $2)")
+                    .bind(&event.message_id)
+                    .bind(seq as i64)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| HandlerError::Retry(e.into()))?;
+                Err(HandlerError::Reject(anyhow::anyhow!(
+                    "probe {seq} is invalid"
+                )))
+            }
+            Behaviour::Apply | Behaviour::RejectSeq(_) => {
                 sqlx::query(
                     "INSERT INTO probe_effects (message_id, seq, trace_id) VALUES ($1, $2, $3)",
                 )

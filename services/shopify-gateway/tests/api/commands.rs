@@ -118,6 +118,7 @@ async fn a_command_is_answered_once_even_when_sent_twice() {
         handler,
         ConsumerSettings {
             concurrency: 8,
+            batch_size: 1,
             backoff_ms: vec![100],
         },
     );
