@@ -367,6 +367,41 @@ impl Channels {
     }
 }
 
+/// Disconnects every channel connected to `shop` (any tenant) in the caller's transaction, deleting its token and
+/// publishing each change; returns how many changed. Channels already disconnected are left as they are, so a
+/// repeated event changes nothing and publishes nothing.
+pub async fn disconnect_shop(
+    tx: &mut Transaction<'_, Postgres>,
+    shop: &str,
+    reason: &str,
+) -> sqlx::Result<usize> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM channels WHERE shop_domain = $1 AND state <> 'disconnected' FOR UPDATE"
+    ))
+    .bind(shop.to_ascii_lowercase())
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in &rows {
+        let before =
+            Channel::from_row(row).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
+        let row = sqlx::query(concat!(
+            "UPDATE channels SET access_token_enc = NULL, state = 'disconnected', last_error = $2, updated_at = now()
+             WHERE id = $1 RETURNING ",
+            columns!()
+        ))
+        .bind(before.id)
+        .bind(reason)
+        .fetch_one(&mut **tx)
+        .await?;
+        let after =
+            Channel::from_row(&row).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
+        record_state_change(tx, Some(before.state), &after).await?;
+    }
+    Ok(rows.len())
+}
+
 /// shop_domain, granted_scopes, state, access_token_enc
 type CredentialRow = (Option<String>, Vec<String>, String, Option<String>);
 

@@ -19,6 +19,7 @@ pub mod domain;
 pub mod grpc;
 pub mod shop_verifier;
 pub mod signing;
+pub mod uninstall;
 
 use std::sync::Arc;
 
@@ -134,6 +135,18 @@ pub async fn build_with(
             api,
             auth_interceptor(authenticator),
         ));
+    let uninstalls = shopbridge_platform::bus::ConsumerRunner::new(
+        pool.clone(),
+        runtime.js.clone(),
+        runtime.namespace.clone(),
+        "EVENTS",
+        "auth-app-uninstalled",
+        uninstall::UninstallHandler,
+        runtime.consumer.clone(),
+    );
+    parts = parts.task("app-uninstalled-consumer", move |cancel| {
+        uninstalls.run(cancel)
+    });
     parts.http = axum::Router::new()
         .route(JWKS_PATH, get(jwks))
         .with_state(keys);

@@ -7,3 +7,4 @@ mod helpers;
 mod scopes;
 mod secrets;
 mod tokens;
+mod uninstall;
