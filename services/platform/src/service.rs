@@ -89,6 +89,8 @@ pub struct Runtime {
 
 impl Runtime {
     pub async fn start<S>(spec: &ServiceSpec, settings: &Settings<S>) -> anyhow::Result<Self> {
+        // Install the Prometheus recorder before anything records: metrics recorded earlier would be lost.
+        crate::http::metrics_handle();
         let grpc_listener = TcpListener::bind(settings.grpc.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {} (grpc.listen): {e}",

@@ -65,8 +65,16 @@ pub struct Budget {
 }
 
 struct ShopBudget {
+    domain: String,
     state: Mutex<ShopState>,
     changed: Notify,
+}
+
+impl ShopBudget {
+    /// Requests waiting for budget, by shop and lane (the metric `gateway_queue_depth`).
+    fn queue_depth(&self, lane: Lane) -> metrics::Gauge {
+        metrics::gauge!("gateway_queue_depth", "shop" => self.domain.clone(), "lane" => lane.as_str())
+    }
 }
 
 struct ShopState {
@@ -130,6 +138,7 @@ impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if self.active {
             self.shop.state.lock().unwrap().queue.remove(&self.key);
+            self.shop.queue_depth(self.key.0).decrement(1.0);
             self.shop.changed.notify_waiters();
         }
     }
@@ -146,6 +155,10 @@ fn release(shop: &ShopBudget, cost: f64, status: Option<ThrottleStatus>) {
             st.available = s.currently_available;
             st.observed_at = Instant::now();
             st.learned = true;
+            metrics::gauge!("gateway_points_available", "shop" => shop.domain.clone())
+                .set(s.currently_available);
+            metrics::gauge!("gateway_points_maximum", "shop" => shop.domain.clone())
+                .set(s.maximum_available);
         }
     }
     shop.changed.notify_waiters();
@@ -165,6 +178,7 @@ impl Budget {
             .entry(domain.to_string())
             .or_insert_with(|| {
                 Arc::new(ShopBudget {
+                    domain: domain.to_string(),
                     state: Mutex::new(ShopState {
                         maximum: self.settings.start_maximum,
                         restore_rate: self.settings.start_restore_rate,
@@ -192,6 +206,7 @@ impl Budget {
             st.queue.insert(key);
             key
         };
+        shop.queue_depth(lane).increment(1.0);
         let mut ticket = Ticket {
             shop: &shop,
             key,
@@ -211,6 +226,7 @@ impl Budget {
                     let available = st.projected(Instant::now());
                     if available >= cost {
                         st.queue.remove(&key);
+                        shop.queue_depth(lane).decrement(1.0);
                         st.reserved += cost;
                         st.in_flight += 1;
                         drop(st);

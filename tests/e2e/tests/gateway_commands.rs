@@ -140,6 +140,7 @@ async fn a_shop_info_command_reads_credentials_from_auth_and_is_answered_once() 
         ],
     );
     let gateway = shopbridge_gateway::build(gateway_settings).await.unwrap();
+    let gateway_metrics = format!("http://{}/metrics", gateway.http_addr());
     tokio::spawn(gateway.run_until_stopped(cancel.clone()));
 
     let command = pb::Command {
@@ -227,6 +228,23 @@ async fn a_shop_info_command_reads_credentials_from_auth_and_is_answered_once() 
         stats["graphql_requests"], 1,
         "the re-sent command made no second call"
     );
+    let metrics = reqwest::get(&gateway_metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "gateway_calls_total",
+        "gateway_points_available",
+        "gateway_points_consumed_total",
+        "gateway_budget_wait_seconds",
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(shop));
+        assert!(line.is_some(), "{name} for {shop} on /metrics");
+    }
 
     cancel.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
