@@ -176,11 +176,12 @@ fn unknown_field(message: &str) -> Option<&str> {
 }
 
 /// `SHOPBRIDGE_DATABASE__URL` (one underscore after the prefix) would be dropped silently by the config crate.
+/// Variables without a double underscore (`SHOPBRIDGE_PG_PORT`, read by `make infra`) are not settings and pass.
 fn reject_wrong_separators(env: &[(String, String)]) -> Result<(), ConfigError> {
     for (key, _) in env {
         if key.starts_with("SHOPBRIDGE_")
             && !key.starts_with("SHOPBRIDGE__")
-            && key != CONFIG_FILE_ENV
+            && key.contains(ENV_SEPARATOR)
         {
             return Err(ConfigError::Separator(key.clone()));
         }
@@ -254,6 +255,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("SHOPBRIDGE__DATABASE_URL"), "{err}");
+        // The infrastructure scripts' own variables are not settings.
+        assert!(
+            load_env(&[
+                ("SHOPBRIDGE_PG_PORT", "55444"),
+                ("SHOPBRIDGE_CONFIG", "x.toml")
+            ])
+            .is_ok()
+        );
     }
 
     #[test]
