@@ -113,26 +113,45 @@ async fn an_export_interrupted_while_polling_resumes_the_same_bulk_operation() {
         domain: domain.into(),
         token: token.into(),
     };
+    // Shopify takes 3 s to start the bulk query, so the first attempt is still polling when it dies.
     let faults: shopify_sim::FaultConfig =
-        serde_json::from_value(serde_json::json!({"bulk_delay_ms": 1500, "shops": [domain]}))
+        serde_json::from_value(serde_json::json!({"bulk_delay_ms": 3000, "shops": [domain]}))
             .unwrap();
     f.client.set_faults(&faults).await.unwrap();
 
-    let interrupted = tokio::time::timeout(
-        Duration::from_millis(700),
-        exporter(&f, &db).export(&shop, "cmd-resume"),
-    )
-    .await;
-    assert!(
-        interrupted.is_err(),
-        "the first attempt was cut off while the bulk query ran"
-    );
-    let started: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM bulk_operations WHERE command_id = 'cmd-resume'")
+    // The first attempt dies as soon as its bulk operation is recorded (a crash while polling).
+    {
+        let first = exporter(&f, &db);
+        let attempt = first.export(&shop, "cmd-resume");
+        tokio::pin!(attempt);
+        let recorded = async {
+            loop {
+                let started: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM bulk_operations WHERE command_id = 'cmd-resume'",
+                )
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+                if started == 1 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            result = &mut attempt => panic!("the first attempt finished before it could be interrupted: {:?}", result.map(|p| p.len())),
+            _ = recorded => {}
+        }
+    }
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM bulk_operations WHERE command_id = 'cmd-resume'")
             .fetch_one(&db.pool)
             .await
             .unwrap();
-    assert_eq!(started, 1, "the started operation was recorded");
+    assert_eq!(
+        status, "RUNNING",
+        "interrupted while Shopify was still running it"
+    );
 
     let products = exporter(&f, &db)
         .export(&shop, "cmd-resume")
