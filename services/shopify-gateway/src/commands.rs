@@ -44,6 +44,9 @@ pub struct CommandHandler {
     pub pool: sqlx::PgPool,
     /// Downloads bulk results (their URLs are Shopify's storage, not the shop's API).
     pub download: reqwest::Client,
+    /// The partition leases of this replica: a command for a shop whose partition it no longer holds goes back to
+    /// JetStream for the holder. None where one replica runs alone (tests).
+    pub fence: Option<crate::leases::Leases>,
 }
 
 /// Products per CatalogBatch event (events stay well under NATS's 1 MB message limit).
@@ -281,6 +284,14 @@ impl Handler for CommandHandler {
         if command.command_id.is_empty() || command.shop_domain.is_empty() {
             return Err(HandlerError::Reject(anyhow::anyhow!(
                 "a command needs command_id and shop_domain"
+            )));
+        }
+        if let Some(fence) = &self.fence
+            && !fence.holds_shop(&command.shop_domain)
+        {
+            return Err(HandlerError::Retry(anyhow::anyhow!(
+                "this replica no longer holds the partition of {}",
+                command.shop_domain
             )));
         }
         // Two deliveries of one command (a re-send while the first still runs) take turns: the second waits here

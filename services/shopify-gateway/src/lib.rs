@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod documents;
 pub mod executor;
 pub mod export;
+pub mod leases;
 pub mod ops;
 pub mod shopify;
 pub mod webhooks;
@@ -37,6 +38,7 @@ pub struct ServiceSettings {
     pub retry: executor::RetrySettings,
     pub webhooks: WebhookSettings,
     pub auth: credentials::AuthSettings,
+    pub leases: leases::LeaseSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,18 +104,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     Ok(Application::new(runtime, parts))
 }
 
-/// One consumer per partition and lane of the command stream. Every replica consumes every partition for now:
-/// JetStream's work queue hands each command to one of them, but a shop's budget is then only per replica
-/// (partition leases are the next step; see the README).
+/// The command consumers, started per partition by the partition manager for the partitions this replica holds.
 fn command_consumers(
     runtime: &Runtime,
     settings: &Settings,
-    mut parts: ServiceParts,
+    parts: ServiceParts,
 ) -> anyhow::Result<ServiceParts> {
-    use shopbridge_platform::bus::{
-        ConsumerRunner,
-        names::{GATEWAY_PARTITIONS, partition_token},
-    };
+    let fence = leases::Leases::new(&settings.service.leases);
     let handler = Arc::new(commands::CommandHandler {
         executor: Arc::new(executor(&settings.service)?),
         credentials: Arc::new(credentials::AuthCredentials::new(
@@ -123,22 +120,67 @@ fn command_consumers(
         download: reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(300))
             .build()?,
+        fence: Some(fence.clone()),
     });
-    for partition in 0..GATEWAY_PARTITIONS {
-        for lane in ["orders", "sync", "publish", "import"] {
-            let runner = ConsumerRunner::new(
-                runtime.pool.clone(),
-                runtime.js.clone(),
-                runtime.namespace.clone(),
-                "GATEWAY_COMMANDS",
-                &format!("gateway-{}-{lane}", partition_token(partition)),
-                SharedHandler(handler.clone()),
-                runtime.consumer.clone(),
-            );
-            parts = parts.task("command-consumer", move |cancel| runner.run(cancel));
-        }
-    }
-    Ok(parts)
+    let spawner = partition_spawner(runtime, handler);
+    let js = runtime.js.clone();
+    let bucket = runtime.namespace.resource("gateway-leases");
+    let lease_settings = settings.service.leases.clone();
+    Ok(parts.task("partition-manager", move |cancel| async move {
+        let kv = js.get_key_value(&bucket).await.map_err(|e| {
+            anyhow::anyhow!("key-value bucket {bucket} is missing (apply the NATS topology): {e}")
+        })?;
+        leases::PartitionManager::new(kv, lease_settings, fence, spawner)
+            .run(cancel)
+            .await
+    }))
+}
+
+/// Starts one consumer per lane of a partition, sharing one handler (one executor, so one budget per shop).
+pub fn partition_spawner(
+    runtime: &Runtime,
+    handler: Arc<commands::CommandHandler>,
+) -> leases::Spawner {
+    let (pool, js, namespace, consumer) = (
+        runtime.pool.clone(),
+        runtime.js.clone(),
+        runtime.namespace.clone(),
+        runtime.consumer.clone(),
+    );
+    spawner(pool, js, namespace, consumer, handler)
+}
+
+/// [`partition_spawner`] from its parts (tests run several replicas in one process).
+pub fn spawner(
+    pool: sqlx::PgPool,
+    js: async_nats::jetstream::Context,
+    namespace: shopbridge_platform::bus::Namespace,
+    consumer: shopbridge_platform::config::ConsumerSettings,
+    handler: Arc<commands::CommandHandler>,
+) -> leases::Spawner {
+    use shopbridge_platform::bus::{ConsumerRunner, names::partition_token};
+    Arc::new(move |partition, cancel| {
+        ["orders", "sync", "publish", "import"]
+            .into_iter()
+            .map(|lane| {
+                let runner = ConsumerRunner::new(
+                    pool.clone(),
+                    js.clone(),
+                    namespace.clone(),
+                    "GATEWAY_COMMANDS",
+                    &format!("gateway-{}-{lane}", partition_token(partition)),
+                    SharedHandler(handler.clone()),
+                    consumer.clone(),
+                );
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = runner.run(cancel).await {
+                        tracing::error!(partition, lane, error = %format!("{e:#}"), "command consumer failed");
+                    }
+                })
+            })
+            .collect()
+    })
 }
 
 /// One handler shared by every partition's consumer (one executor, so one budget per shop).

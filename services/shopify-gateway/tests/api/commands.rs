@@ -104,6 +104,7 @@ async fn a_command_is_answered_once_even_when_sent_twice() {
         )]))),
         pool: db.pool.clone(),
         download: reqwest::Client::new(),
+        fence: None,
     };
     let partition = names::partition_token(names::partition_for(
         &credentials.domain,

@@ -4,4 +4,5 @@ mod budget;
 mod commands;
 mod documents;
 mod export;
+mod replicas;
 mod webhooks;
