@@ -93,13 +93,18 @@ struct ShopState {
 }
 
 impl ShopState {
-    fn projected(&self, now: Instant) -> f64 {
+    /// What the bucket holds now by our model, before the calls in flight are counted.
+    fn refilled(&self, now: Instant) -> f64 {
         let refilled = self.available
             + self.restore_rate
                 * now
                     .saturating_duration_since(self.observed_at)
                     .as_secs_f64();
-        refilled.min(self.maximum) - self.reserved
+        refilled.min(self.maximum)
+    }
+
+    fn projected(&self, now: Instant) -> f64 {
+        self.refilled(now) - self.reserved
     }
 }
 
@@ -150,10 +155,18 @@ fn release(shop: &ShopBudget, cost: f64, status: Option<ThrottleStatus>) {
         st.reserved = (st.reserved - cost).max(0.0);
         st.in_flight = st.in_flight.saturating_sub(1);
         if let Some(s) = status {
+            let now = Instant::now();
+            // Answers can arrive out of order: an older answer reports a bucket from before calls whose own answers
+            // came first. Never let a report raise what we already know to be less.
+            let available = if st.learned {
+                s.currently_available.min(st.refilled(now))
+            } else {
+                s.currently_available
+            };
             st.maximum = s.maximum_available;
             st.restore_rate = s.restore_rate.max(0.001);
-            st.available = s.currently_available;
-            st.observed_at = Instant::now();
+            st.available = available;
+            st.observed_at = now;
             st.learned = true;
             metrics::gauge!("gateway_points_available", "shop" => shop.domain.clone())
                 .set(s.currently_available);
@@ -382,6 +395,19 @@ mod tests {
         budget.settle(second, None);
         drop(third);
         assert_eq!(budget.snapshot("a").in_flight, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_older_answer_arriving_last_does_not_raise_the_bucket() {
+        let budget = Budget::new(BudgetSettings::default());
+        let first = budget.acquire("a", Lane::Sync, 10.0).await;
+        budget.settle(first, Some(status(2000.0, 1000.0, 100.0)));
+        let older = budget.acquire("a", Lane::Sync, 100.0).await;
+        let newer = budget.acquire("a", Lane::Sync, 100.0).await;
+        // Shopify ran `older` first (1000 -> 900) then `newer` (900 -> 800), but `newer`'s answer came first.
+        budget.settle(newer, Some(status(2000.0, 800.0, 100.0)));
+        budget.settle(older, Some(status(2000.0, 900.0, 100.0)));
+        assert_eq!(budget.snapshot("a").available, 800.0);
     }
 
     #[tokio::test(start_paused = true)]
