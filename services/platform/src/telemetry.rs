@@ -76,21 +76,56 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> anyhow::Result<Telem
     Ok(TelemetryGuard { provider })
 }
 
-/// A subscriber for tests: spans get real trace ids, logs go to the test's captured output. Safe to call repeatedly.
+/// A subscriber for tests: spans get real trace ids, logs go to the test's captured output, and everything at debug
+/// level and above is also kept in memory for [`captured_logs`] (tests scan it for secrets). Safe to call repeatedly.
 pub fn init_for_tests() {
+    use tracing_subscriber::Layer;
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let provider = SdkTracerProvider::builder().build();
         let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("tests"));
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        let capture = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(|| CapturedWriter)
+            .with_filter(EnvFilter::new(
+                "debug,h2=info,hyper=info,hyper_util=info,tower=info,async_nats=info,rustls=info",
+            ));
         let _ = tracing_subscriber::registry()
-            .with(filter)
             .with(otel)
-            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_test_writer()
+                    .with_filter(filter),
+            )
+            .with(capture)
             .try_init();
         // The provider must outlive every span; tests run until the process exits.
         std::mem::forget(provider);
     });
+}
+
+static CAPTURED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct CapturedWriter;
+
+impl std::io::Write for CapturedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of this test process so far (debug and above), after [`init_for_tests`].
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&CAPTURED.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
 }
 
 /// The trace id of the current span as 32 hex digits, or `None` outside any sampled span.

@@ -246,6 +246,24 @@ async fn a_shop_info_command_reads_credentials_from_auth_and_is_answered_once() 
         assert!(line.is_some(), "{name} for {shop} on /metrics");
     }
 
+    // No secret of the whole flow reached a log line, at any level down to debug.
+    let logs = shopbridge_platform::telemetry::captured_logs();
+    assert!(logs.contains("command done"), "the capture works");
+    for (what, secret) in [
+        ("the shop's token", shop_token.as_str()),
+        (
+            "the gateway's client secret",
+            gateway_identity.client_secret.expose_secret(),
+        ),
+        (
+            "the admin's client secret",
+            admin.client_secret.expose_secret(),
+        ),
+        ("the admin's access token", admin_token.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "{what} appears in the logs");
+    }
+
     cancel.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
     nats.cleanup().await;
