@@ -244,6 +244,29 @@ impl CommandHandler {
                 .await
             }
             Some(Op::ExportCatalog(_)) => return self.export(command, shop, result).await,
+            Some(Op::LookupVariants(lookup)) => {
+                let field = match pb::LookupField::try_from(lookup.field) {
+                    Ok(pb::LookupField::Barcode) => ops::LookupField::Barcode,
+                    _ => ops::LookupField::Sku,
+                };
+                let (matches, outcome) =
+                    ops::lookup_variants(&self.executor, shop, lane, field, &lookup.values).await;
+                result.result = Some(pb::command_result::Result::VariantMatches(
+                    pb::VariantMatches {
+                        matches: matches
+                            .into_iter()
+                            .map(|m| pb::VariantMatch {
+                                variant_id: m.variant_id,
+                                product_id: m.product_id,
+                                inventory_item_id: m.inventory_item_id,
+                                sku: m.sku,
+                                barcode: m.barcode,
+                            })
+                            .collect(),
+                    },
+                ));
+                outcome
+            }
             None => {
                 result.status = Status::Failed as i32;
                 result

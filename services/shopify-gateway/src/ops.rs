@@ -160,3 +160,107 @@ pub async fn update_variant_prices(
     )
     .await
 }
+
+/// Identifiers searched per `productVariants` call (the query string stays short).
+pub const LOOKUP_BATCH: usize = 50;
+/// Variants per page of a lookup: 2 + 100 x 3 objects = 302 points.
+const LOOKUP_PAGE: u32 = 100;
+
+/// Which variant field a lookup searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupField {
+    Sku,
+    Barcode,
+}
+
+/// A Shopify variant found by SKU or barcode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantMatch {
+    pub variant_id: String,
+    pub product_id: String,
+    pub inventory_item_id: String,
+    pub sku: String,
+    pub barcode: String,
+}
+
+/// Finds the variants whose SKU (or barcode) is one of `values`. Several variants may share a value: all are
+/// returned, and telling them apart is the caller's business. A value Shopify's search cannot express (a double
+/// quote) is reported as a problem instead of being searched.
+pub async fn lookup_variants(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    field: LookupField,
+    values: &[String],
+) -> (Vec<VariantMatch>, Outcome) {
+    let (name, key) = match field {
+        LookupField::Sku => ("sku", "sku"),
+        LookupField::Barcode => ("barcode", "barcode"),
+    };
+    let mut outcome = Outcome::default();
+    let (searchable, unsearchable): (Vec<&String>, Vec<&String>) = values
+        .iter()
+        .filter(|v| !v.is_empty())
+        .partition(|v| !v.contains('"'));
+    outcome.user_errors.extend(unsearchable.into_iter().map(|v| {
+        json!({"code": "UNSEARCHABLE_VALUE", "field": [name], "message": format!("{name} {v:?} contains a double quote, which Shopify's search cannot express")})
+    }));
+    let wanted: std::collections::HashSet<&str> = searchable.iter().map(|v| v.as_str()).collect();
+    let mut matches = Vec::new();
+    for (i, batch) in searchable.chunks(LOOKUP_BATCH).enumerate() {
+        let query = batch
+            .iter()
+            .map(|v| format!("{name}:\"{v}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut after: Option<String> = None;
+        loop {
+            let op = Operation {
+                document: documents::VARIANTS_LOOKUP,
+                variables: json!({ "first": LOOKUP_PAGE, "after": after, "query": query }),
+                expected_cost: 2.0 + f64::from(LOOKUP_PAGE) * 3.0,
+                idempotency_key: None,
+            };
+            outcome.calls += 1;
+            let data = match executor.call(shop, lane, &op).await {
+                Ok(data) => data,
+                Err(e) => {
+                    outcome.failed_calls.push((i, e));
+                    break;
+                }
+            };
+            let connection = &data["productVariants"];
+            for node in connection["nodes"].as_array().into_iter().flatten() {
+                let found = VariantMatch {
+                    variant_id: node["id"].as_str().unwrap_or_default().to_string(),
+                    product_id: node["product"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    inventory_item_id: node["inventoryItem"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    sku: node["sku"].as_str().unwrap_or_default().to_string(),
+                    barcode: node["barcode"].as_str().unwrap_or_default().to_string(),
+                };
+                // Shopify's search is by token and case-insensitive: keep exact matches only.
+                let value = if key == "sku" {
+                    &found.sku
+                } else {
+                    &found.barcode
+                };
+                if wanted.contains(value.as_str()) {
+                    matches.push(found);
+                }
+            }
+            match connection["pageInfo"]["endCursor"].as_str() {
+                Some(cursor) if connection["pageInfo"]["hasNextPage"] == true => {
+                    after = Some(cursor.to_string())
+                }
+                _ => break,
+            }
+        }
+    }
+    (matches, outcome)
+}

@@ -4,5 +4,6 @@ mod budget;
 mod commands;
 mod documents;
 mod export;
+mod lookup;
 mod replicas;
 mod webhooks;
