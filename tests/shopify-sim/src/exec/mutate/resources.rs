@@ -367,10 +367,31 @@ pub(super) fn collection_create(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
 }
 
 pub(super) fn tags_add(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
-    const TY: &str = "TagsAddPayload";
+    change_tags(cx, args, "TagsAddPayload", |list, tags| {
+        for t in tags {
+            if !list.contains(t) {
+                list.push(t.clone());
+            }
+        }
+    })
+}
+
+pub(super) fn tags_remove(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
+    change_tags(cx, args, "TagsRemovePayload", |list, tags| {
+        list.retain(|t| !tags.contains(t))
+    })
+}
+
+/// `tagsAdd` / `tagsRemove` on a product or an order: `change` edits the tag list; the resource's update webhook
+/// follows, as on Shopify.
+fn change_tags(
+    cx: &Ctx<'_>,
+    args: &Map<String, Value>,
+    ty: &'static str,
+    change: impl Fn(&mut Vec<String>, &[String]),
+) -> R {
     let mut st = cx.store.borrow_mut();
     let st: &mut Store = &mut st;
-    let id = arg_str(args, "id").unwrap_or("");
     let tags: Vec<String> = args
         .get("tags")
         .and_then(Value::as_array)
@@ -381,68 +402,10 @@ pub(super) fn tags_add(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .collect();
-    let add = |list: &mut Vec<String>| {
-        for t in &tags {
-            if !list.contains(t) {
-                list.push(t.clone());
-            }
-        }
-    };
-    let node = match parse_gid(id) {
-        Some(("Product", i)) if st.products.contains_key(&i) => {
-            if let Some(p) = st.products.get_mut(&i) {
-                add(&mut p.tags);
-                p.updated_at = cx.now;
-            }
-            let body = st.product_webhook_payload(i);
-            st.push_event("products/update", body);
-            K::Product(i)
-        }
-        Some(("Order", i)) if st.orders.contains_key(&i) => {
-            if let Some(o) = st.orders.get_mut(&i) {
-                add(&mut o.tags);
-                o.updated_at = cx.now;
-            }
-            let body = st.order_webhook_payload(i);
-            st.push_event("orders/updated", body);
-            K::Order(i)
-        }
-        _ => {
-            return Ok(rec(
-                TY,
-                vec![
-                    ("node", V::Null),
-                    (
-                        "userErrors",
-                        user_errors(vec![user_error(&["id"], "Resource does not exist", None)]),
-                    ),
-                ],
-            ));
-        }
-    };
-    Ok(rec(
-        TY,
-        vec![("node", V::Obj(node)), ("userErrors", user_errors(vec![]))],
-    ))
-}
-
-pub(super) fn tags_remove(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
-    const TY: &str = "TagsRemovePayload";
-    let mut st = cx.store.borrow_mut();
-    let st: &mut Store = &mut st;
-    let tags: Vec<String> = args
-        .get("tags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .flat_map(|t| t.split(','))
-        .map(|t| t.trim().to_string())
-        .collect();
     let node = match parse_gid(arg_str(args, "id").unwrap_or("")) {
         Some(("Product", i)) if st.products.contains_key(&i) => {
             if let Some(p) = st.products.get_mut(&i) {
-                p.tags.retain(|t| !tags.contains(t));
+                change(&mut p.tags, &tags);
                 p.updated_at = cx.now;
             }
             let body = st.product_webhook_payload(i);
@@ -451,7 +414,7 @@ pub(super) fn tags_remove(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
         }
         Some(("Order", i)) if st.orders.contains_key(&i) => {
             if let Some(o) = st.orders.get_mut(&i) {
-                o.tags.retain(|t| !tags.contains(t));
+                change(&mut o.tags, &tags);
                 o.updated_at = cx.now;
             }
             let body = st.order_webhook_payload(i);
@@ -460,7 +423,7 @@ pub(super) fn tags_remove(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
         }
         _ => {
             return Ok(rec(
-                TY,
+                ty,
                 vec![
                     ("node", V::Null),
                     (
@@ -472,7 +435,7 @@ pub(super) fn tags_remove(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
         }
     };
     Ok(rec(
-        TY,
+        ty,
         vec![("node", V::Obj(node)), ("userErrors", user_errors(vec![]))],
     ))
 }
