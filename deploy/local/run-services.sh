@@ -7,7 +7,9 @@ cd "$(dirname "$0")/../.."
 server_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:55432/postgres}
 base=${server_url%/*}
 pids=()
+stopping=""
 stop() {
+  stopping=1
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait || true
@@ -25,4 +27,4 @@ for svc in auth listings orders gateway scheduler; do
 done
 echo "all five services started; Ctrl-C stops them"
 wait -n "${pids[@]}" || true
-echo "a service stopped; stopping the others" >&2
+[ -n "$stopping" ] || echo "a service stopped on its own (see its log above); stopping the others" >&2
