@@ -25,13 +25,65 @@ fn a_document_with_a_field_shopify_lacks_is_refused_by_the_same_check() {
     assert!(ExecutableDocument::parse_and_validate(&schema, bad, "bad.graphql").is_err());
 }
 
+/// How deep connections (`edges`) nest in a bulk query, and how many there are.
+fn connections(text: &str) -> (usize, usize) {
+    let (mut depth, mut open_edges, mut deepest, mut count) = (0usize, Vec::new(), 0usize, 0usize);
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if word == "edges" {
+            count += 1;
+            open_edges.push(depth);
+            deepest = deepest.max(open_edges.len());
+        }
+        word.clear();
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                while open_edges.last().is_some_and(|d| *d >= depth) {
+                    open_edges.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    (count, deepest)
+}
+
 #[test]
-fn the_bulk_export_query_respects_shopifys_bulk_limits() {
-    let export = ALL
-        .iter()
-        .find(|d| d.kind == Kind::BulkQuery)
-        .expect("a bulk query");
-    // At most five connections: count the selections that go through `edges`.
-    let connections = export.text.matches("edges").count();
-    assert!(connections <= 5, "{connections} connections");
+fn the_connection_counter_sees_nesting() {
+    assert_eq!(
+        connections("{ a { edges { node { b { edges { node { id } } } } } } }"),
+        (2, 2)
+    );
+    assert_eq!(
+        connections(
+            "{ a { edges { node { b { edges { node { c { edges { node { id } } } } } } } } } }"
+        ),
+        (3, 3)
+    );
+    assert_eq!(
+        connections("{ a { edges { node { id } } } b { edges { node { id } } } }"),
+        (2, 1)
+    );
+}
+
+/// Shopify refuses a bulk query with more than five connections or connections nested deeper than two.
+#[test]
+fn every_bulk_query_respects_shopifys_bulk_limits() {
+    let bulk: Vec<_> = ALL.iter().filter(|d| d.kind == Kind::BulkQuery).collect();
+    assert_eq!(bulk.len(), 3);
+    for export in bulk {
+        let (count, depth) = connections(export.text);
+        assert!(count <= 5, "{}: {count} connections", export.name);
+        assert!(
+            depth <= 2,
+            "{}: connections nested {depth} deep",
+            export.name
+        );
+    }
 }
