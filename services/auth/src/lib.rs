@@ -17,6 +17,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;
+pub mod oauth;
 pub mod shop_verifier;
 pub mod signing;
 pub mod uninstall;
