@@ -118,6 +118,29 @@ fn money(m: &Option<shopbridge_proto::common::Money>) -> Option<String> {
 }
 
 impl CommandHandler {
+    /// A listing's nodes and the outcome of its calls (one failed call fails the listing).
+    fn listed(
+        listed: Result<Vec<serde_json::Value>, CallError>,
+    ) -> (Vec<serde_json::Value>, ops::Outcome) {
+        match listed {
+            Ok(nodes) => (
+                nodes,
+                ops::Outcome {
+                    calls: 1,
+                    ..Default::default()
+                },
+            ),
+            Err(e) => (
+                Vec::new(),
+                ops::Outcome {
+                    calls: 1,
+                    user_errors: Vec::new(),
+                    failed_calls: vec![(0, e)],
+                },
+            ),
+        }
+    }
+
     async fn export(
         &self,
         command: &pb::Command,
@@ -244,6 +267,57 @@ impl CommandHandler {
                 .await
             }
             Some(Op::ExportCatalog(_)) => return self.export(command, shop, result).await,
+            Some(Op::ListLocations(_)) => {
+                let listed = ops::all_nodes(
+                    &self.executor,
+                    shop,
+                    lane,
+                    documents::LOCATIONS,
+                    "locations",
+                    100,
+                    1.0,
+                )
+                .await;
+                let (nodes, outcome) = Self::listed(listed);
+                result.result = Some(pb::command_result::Result::Locations(pb::Locations {
+                    locations: nodes
+                        .iter()
+                        .map(|n| pb::Location {
+                            id: n["id"].as_str().unwrap_or_default().into(),
+                            name: n["name"].as_str().unwrap_or_default().into(),
+                            active: n["isActive"].as_bool().unwrap_or(false),
+                            fulfills_online_orders: n["fulfillsOnlineOrders"]
+                                .as_bool()
+                                .unwrap_or(false),
+                        })
+                        .collect(),
+                }));
+                outcome
+            }
+            Some(Op::ListPublications(_)) => {
+                let listed = ops::all_nodes(
+                    &self.executor,
+                    shop,
+                    lane,
+                    documents::PUBLICATIONS,
+                    "publications",
+                    100,
+                    2.0,
+                )
+                .await;
+                let (nodes, outcome) = Self::listed(listed);
+                result.result = Some(pb::command_result::Result::Publications(pb::Publications {
+                    publications: nodes
+                        .iter()
+                        .map(|n| pb::Publication {
+                            id: n["id"].as_str().unwrap_or_default().into(),
+                            title: n["catalog"]["title"].as_str().unwrap_or_default().into(),
+                            auto_publish: n["autoPublish"].as_bool().unwrap_or(false),
+                        })
+                        .collect(),
+                }));
+                outcome
+            }
             Some(Op::LookupVariants(lookup)) => {
                 let field = match pb::LookupField::try_from(lookup.field) {
                     Ok(pb::LookupField::Barcode) => ops::LookupField::Barcode,

@@ -264,3 +264,41 @@ pub async fn lookup_variants(
     }
     (matches, outcome)
 }
+
+/// Every node of a paginated connection at the top of `document` (`first`/`after` variables, `pageInfo` selected),
+/// `page` at a time; `field` names the connection in the response.
+pub async fn all_nodes(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    document: crate::documents::Document,
+    field: &str,
+    page: u32,
+    node_cost: f64,
+) -> Result<Vec<Value>, crate::executor::CallError> {
+    let mut nodes = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let op = Operation {
+            document,
+            variables: json!({ "first": page, "after": after }),
+            expected_cost: 2.0 + f64::from(page) * node_cost,
+            idempotency_key: None,
+        };
+        let data = executor.call(shop, lane, &op).await?;
+        let connection = &data[field];
+        nodes.extend(
+            connection["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        match connection["pageInfo"]["endCursor"].as_str() {
+            Some(cursor) if connection["pageInfo"]["hasNextPage"] == true => {
+                after = Some(cursor.to_string())
+            }
+            _ => return Ok(nodes),
+        }
+    }
+}

@@ -63,3 +63,58 @@ async fn variants_are_found_by_sku_and_by_barcode_exactly() {
     );
     assert_eq!(f.client.stats(&shop.domain).await.unwrap()["throttled"], 0);
 }
+
+#[tokio::test]
+async fn locations_and_publications_are_listed_across_pages() {
+    let f = fixture().await;
+    let shop = shop(&f, "locations-shop.myshopify.com", 1, 1, 0).await;
+    let locations = ops::all_nodes(
+        &f.executor,
+        &shop,
+        Lane::Publish,
+        shopbridge_gateway::documents::LOCATIONS,
+        "locations",
+        1,
+        1.0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        locations.len(),
+        1,
+        "the seeded shop has one location: {locations:?}"
+    );
+    assert!(
+        locations[0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("gid://shopify/Location/")
+    );
+
+    let publications = ops::all_nodes(
+        &f.executor,
+        &shop,
+        Lane::Publish,
+        shopbridge_gateway::documents::PUBLICATIONS,
+        "publications",
+        1,
+        2.0,
+    )
+    .await
+    .unwrap();
+    assert!(
+        publications.len() >= 2,
+        "one page of one each, followed to the end: {publications:?}"
+    );
+    let ids: std::collections::HashSet<&str> = publications
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), publications.len(), "no publication twice");
+    assert!(publications.iter().all(|p| {
+        !p["catalog"]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    }));
+}
