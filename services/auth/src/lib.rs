@@ -118,12 +118,9 @@ pub async fn build_with(
     let authenticator: Arc<dyn shopbridge_platform::grpc::Authenticator> = Arc::new(verifier);
 
     let mut parts = ServiceParts::default();
-    parts.grpc = parts.grpc.add_service(TokenServiceServer::new(api.clone()));
-    // `GrpcParts::add_service` wants a plain response body, which an intercepted service does not have; the routes
-    // take any service whose response converts.
-    parts.grpc.routes = parts
+    parts.grpc = parts
         .grpc
-        .routes
+        .add_service(TokenServiceServer::new(api.clone()))
         .add_service(ChannelServiceServer::with_interceptor(
             api.clone(),
             auth_interceptor(authenticator.clone()),

@@ -89,18 +89,18 @@ impl GrpcParts {
         Self { routes, health }
     }
 
-    /// Adds one of the service's gRPC services.
+    /// Adds one of the service's gRPC services, plain or wrapped with [`auth_interceptor`].
     pub fn add_service<S>(mut self, service: S) -> Self
     where
         S: tonic::codegen::Service<
                 tonic::codegen::http::Request<tonic::body::Body>,
-                Response = tonic::codegen::http::Response<tonic::body::Body>,
                 Error = std::convert::Infallible,
             > + tonic::server::NamedService
             + Clone
             + Send
             + Sync
             + 'static,
+        S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
         self.routes = self.routes.add_service(service);

@@ -169,7 +169,7 @@ pub fn spawner(
                     namespace.clone(),
                     "GATEWAY_COMMANDS",
                     &format!("gateway-{}-{lane}", partition_token(partition)),
-                    SharedHandler(handler.clone()),
+                    handler.clone(),
                     consumer.clone(),
                 );
                 let cancel = cancel.clone();
@@ -181,20 +181,4 @@ pub fn spawner(
             })
             .collect()
     })
-}
-
-/// One handler shared by every partition's consumer (one executor, so one budget per shop).
-struct SharedHandler(Arc<commands::CommandHandler>);
-
-impl shopbridge_platform::bus::Handler for SharedHandler {
-    type Message = shopbridge_proto::gateway::Command;
-
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut sqlx::Transaction<'static, sqlx::Postgres>,
-        event: &'a shopbridge_platform::bus::Envelope<Self::Message>,
-    ) -> impl std::future::Future<Output = Result<(), shopbridge_platform::bus::HandlerError>> + Send + 'a
-    {
-        self.0.handle(tx, event)
-    }
 }

@@ -39,6 +39,19 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
 }
 
+/// One handler shared by several consumers (the gateway's partitions share one executor, so one budget per shop).
+impl<H: Handler> Handler for Arc<H> {
+    type Message = H::Message;
+
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a Envelope<Self::Message>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        H::handle(self, tx, event)
+    }
+}
+
 /// Runs one durable consumer of the topology with a handler.
 pub struct ConsumerRunner<H> {
     pool: PgPool,
