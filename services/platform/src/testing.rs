@@ -2,7 +2,7 @@
 //! NATS namespace (the whole topology applied under a unique prefix), so the suite runs in parallel against one NATS
 //! and one PostgreSQL. The servers come from `DATABASE_URL` / `NATS_URL`, defaulting to `make infra`'s.
 
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use async_nats::jetstream;
 use sqlx::{
@@ -12,7 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bus::{Namespace, topology::Topology},
+    bus::{
+        EventMeta, Namespace, names::event_subject, outbox::envelope_headers, topology::Topology,
+    },
     config::Settings,
     service::ServiceSpec,
 };
@@ -119,6 +121,77 @@ impl TestNats {
     pub async fn cleanup(self) {
         let _ = Topology::embedded().delete(&self.js, &self.namespace).await;
     }
+
+    /// Publishes `message` on `subject` (without namespace) as a service's outbox relay would: envelope headers and
+    /// `Nats-Msg-Id` = `message_id`.
+    pub async fn publish<M: prost::Message + prost::Name>(
+        &self,
+        subject: &str,
+        message_id: &str,
+        meta: &EventMeta,
+        message: &M,
+    ) {
+        let headers = envelope_headers(&M::full_name(), meta, &Default::default());
+        let publish = jetstream::message::PublishMessage::build()
+            .headers(headers)
+            .message_id(message_id)
+            .payload(message.encode_to_vec().into());
+        self.js
+            .send_publish(self.namespace.subject(subject), publish)
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+
+    /// Every event of type `M` on the EVENTS stream so far, in order.
+    pub async fn events<M: prost::Message + prost::Name + Default>(&self) -> Vec<M> {
+        use futures::StreamExt;
+        let consumer = self
+            .js
+            .get_stream(self.namespace.resource("EVENTS"))
+            .await
+            .expect("EVENTS stream")
+            .create_consumer(jetstream::consumer::pull::Config {
+                filter_subject: self.namespace.subject(&event_subject::<M>()),
+                ..Default::default()
+            })
+            .await
+            .expect("ephemeral consumer");
+        let mut events = Vec::new();
+        loop {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(500)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await
+                .expect("fetch");
+            let before = events.len();
+            while let Some(Ok(message)) = batch.next().await {
+                events.push(M::decode(message.payload.as_ref()).expect("decodes"));
+            }
+            if events.len() == before {
+                return events;
+            }
+        }
+    }
+}
+
+/// Polls `check` until it holds; panics naming `what` after 45 s (generous: the suite shares two cores).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
 }
 
 /// A service's settings for a test: its defaults with ephemeral ports, the test's database and NATS namespace.

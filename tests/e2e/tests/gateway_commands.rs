@@ -4,9 +4,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream;
-use futures::StreamExt;
-use prost::Message;
 use secrecy::{ExposeSecret, SecretString};
 use shopbridge_auth::{
     clients,
@@ -14,8 +11,8 @@ use shopbridge_auth::{
     shop_verifier::{ShopInfo, ShopVerifier, VerifyFuture},
 };
 use shopbridge_platform::{
-    bus::{EventMeta, names, outbox::envelope_headers},
-    testing::{TestDb, TestNats, service_settings},
+    bus::{EventMeta, names},
+    testing::{TestDb, TestNats, eventually, service_settings},
 };
 use shopbridge_proto::{
     auth::{self as auth_pb, channel_service_client::ChannelServiceClient},
@@ -150,63 +147,17 @@ async fn a_shop_info_command_reads_credentials_from_auth_and_is_answered_once() 
         lane: pb::Lane::Orders as i32,
         operation: Some(pb::command::Operation::GetShopInfo(pb::GetShopInfo {})),
     };
-    let subject = nats
-        .namespace
-        .subject(&names::command_subject::<pb::Command>(shop, "orders"));
+    let subject = names::command_subject::<pb::Command>(shop, "orders");
     for message_id in ["row-1", "row-2"] {
-        let headers = envelope_headers(
-            "shopbridge.gateway.v1.Command",
-            &EventMeta::tenant("t"),
-            &Default::default(),
-        );
-        let message = jetstream::message::PublishMessage::build()
-            .headers(headers)
-            .message_id(message_id)
-            .payload(command.encode_to_vec().into());
-        nats.js
-            .send_publish(subject.clone(), message)
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        nats.publish(&subject, message_id, &EventMeta::tenant("t"), &command)
+            .await;
     }
-
-    let results = nats
-        .js
-        .get_stream(nats.namespace.resource("EVENTS"))
-        .await
-        .unwrap()
-        .create_consumer(jetstream::consumer::pull::Config {
-            filter_subject: nats.namespace.subject("events.gateway.v1.CommandResult"),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut answers = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while answers.is_empty() && tokio::time::Instant::now() < deadline {
-        let mut batch = results
-            .fetch()
-            .max_messages(10)
-            .expires(Duration::from_secs(1))
-            .messages()
-            .await
-            .unwrap();
-        while let Some(Ok(message)) = batch.next().await {
-            answers.push(pb::CommandResult::decode(message.payload.as_ref()).unwrap());
-        }
-    }
+    eventually("the command's result", || async {
+        !nats.events::<pb::CommandResult>().await.is_empty()
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut late = results
-        .fetch()
-        .max_messages(10)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    while let Some(Ok(message)) = late.next().await {
-        answers.push(pb::CommandResult::decode(message.payload.as_ref()).unwrap());
-    }
+    let answers = nats.events::<pb::CommandResult>().await;
 
     assert_eq!(
         answers.len(),

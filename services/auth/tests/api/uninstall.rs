@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream;
 use prost::Message;
-use shopbridge_platform::bus::{EventMeta, outbox::envelope_headers};
+use shopbridge_platform::bus::EventMeta;
 use shopbridge_proto::{auth as pb, gateway};
 
 use crate::helpers::{GOOD_SHOP, GOOD_TOKEN, TestApp, authed};
@@ -19,26 +18,14 @@ async fn deliver_uninstall(app: &TestApp, message_id: &str) {
             ..Default::default()
         }),
     };
-    let headers = envelope_headers(
-        "shopbridge.gateway.v1.ShopifyAppUninstalled",
-        &EventMeta::default(),
-        &Default::default(),
-    );
-    let message = jetstream::message::PublishMessage::build()
-        .headers(headers)
-        .message_id(message_id)
-        .payload(event.encode_to_vec().into());
-    let subject = app
-        .nats
-        .namespace
-        .subject("events.gateway.v1.ShopifyAppUninstalled");
     app.nats
-        .js
-        .send_publish(subject, message)
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+        .publish(
+            "events.gateway.v1.ShopifyAppUninstalled",
+            message_id,
+            &EventMeta::default(),
+            &event,
+        )
+        .await;
 }
 
 async fn state_changes(app: &TestApp) -> Vec<(String, String)> {

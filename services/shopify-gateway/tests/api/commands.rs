@@ -3,15 +3,12 @@
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use async_nats::jetstream;
-use futures::StreamExt;
-use prost::Message;
 use secrecy::SecretString;
 use shopbridge_gateway::commands::{CommandHandler, CredentialError, CredentialSource};
 use shopbridge_platform::{
-    bus::{ConsumerRunner, EventMeta, Relay, names, outbox::envelope_headers},
+    bus::{ConsumerRunner, EventMeta, Relay, names},
     config::{ConsumerSettings, OutboxSettings},
-    testing::{TestDb, TestNats},
+    testing::{TestDb, TestNats, eventually},
 };
 use shopbridge_proto::{common::Money, gateway as pb};
 use tokio_util::sync::CancellationToken;
@@ -37,54 +34,9 @@ impl CredentialSource for StaticCredentials {
 }
 
 async fn send(nats: &TestNats, message_id: &str, command: &pb::Command, lane: &str) {
-    let subject = nats
-        .namespace
-        .subject(&names::command_subject::<pb::Command>(
-            &command.shop_domain,
-            lane,
-        ));
-    let headers = envelope_headers(
-        "shopbridge.gateway.v1.Command",
-        &EventMeta::tenant("t1"),
-        &Default::default(),
-    );
-    let message = jetstream::message::PublishMessage::build()
-        .headers(headers)
-        .message_id(message_id)
-        .payload(command.encode_to_vec().into());
-    nats.js
-        .send_publish(subject, message)
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-}
-
-async fn results(nats: &TestNats, want: usize) -> Vec<pb::CommandResult> {
-    let stream = nats
-        .js
-        .get_stream(nats.namespace.resource("EVENTS"))
-        .await
-        .unwrap();
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            filter_subject: nats.namespace.subject("events.gateway.v1.CommandResult"),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages = consumer
-        .fetch()
-        .max_messages(want + 5)
-        .expires(Duration::from_secs(2))
-        .messages()
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    while let Some(Ok(message)) = messages.next().await {
-        out.push(pb::CommandResult::decode(message.payload.as_ref()).unwrap());
-    }
-    out
+    let subject = names::command_subject::<pb::Command>(&command.shop_domain, lane);
+    nats.publish(&subject, message_id, &EventMeta::tenant("t1"), command)
+        .await;
 }
 
 #[tokio::test]
@@ -182,15 +134,13 @@ async fn a_command_is_answered_once_even_when_sent_twice() {
     };
     send(&nats, "outbox-row-3", &unknown, "sync").await;
 
-    let mut answered = Vec::new();
-    for _ in 0..50 {
-        answered = results(&nats, 3).await;
-        if answered.len() >= 2 {
-            break;
-        }
-    }
+    eventually("both commands answered", || async {
+        nats.events::<pb::CommandResult>().await.len() >= 2
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let answered_again = results(&nats, 3).await;
+    let answered = nats.events::<pb::CommandResult>().await;
+    let answered_again = nats.events::<pb::CommandResult>().await;
     assert_eq!(answered.len(), 2, "{answered:?}");
     assert_eq!(answered_again.len(), 2, "no late duplicate");
 

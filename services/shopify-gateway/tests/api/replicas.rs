@@ -9,9 +9,8 @@ use std::{
     time::Duration,
 };
 
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::kv;
 use futures::StreamExt;
-use prost::Message;
 use secrecy::SecretString;
 use shopbridge_gateway::{
     budget::{Budget, BudgetSettings},
@@ -21,9 +20,9 @@ use shopbridge_gateway::{
     shopify::{ShopifyHttp, ShopifySettings},
 };
 use shopbridge_platform::{
-    bus::{EventMeta, names, outbox::envelope_headers},
+    bus::{EventMeta, names},
     config::ConsumerSettings,
-    testing::{TestDb, TestNats},
+    testing::{TestDb, TestNats, eventually},
 };
 use shopbridge_proto::gateway as pb;
 use shopify_sim::{SimClient, SimConfig, Simulator};
@@ -102,17 +101,6 @@ fn replica(
     )
 }
 
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    // Generous: leases move within a few rounds of 200 ms, but the suite runs tests side by side on 2 cores.
-    for _ in 0..450 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 async fn send_all(nats: &TestNats, shops: &[String], round: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for (i, shop) in shops.iter().enumerate() {
@@ -123,67 +111,32 @@ async fn send_all(nats: &TestNats, shops: &[String], round: usize) -> Vec<String
             lane: pb::Lane::Orders as i32,
             operation: Some(pb::command::Operation::GetShopInfo(pb::GetShopInfo {})),
         };
-        let subject = nats
-            .namespace
-            .subject(&names::command_subject::<pb::Command>(shop, "orders"));
-        let headers = envelope_headers(
-            "shopbridge.gateway.v1.Command",
+        let subject = names::command_subject::<pb::Command>(shop, "orders");
+        nats.publish(
+            &subject,
+            &command.command_id,
             &EventMeta::default(),
-            &Default::default(),
-        );
-        let message = jetstream::message::PublishMessage::build()
-            .headers(headers)
-            .message_id(command.command_id.clone())
-            .payload(command.encode_to_vec().into());
-        nats.js
-            .send_publish(subject, message)
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+            &command,
+        )
+        .await;
         ids.push(command.command_id);
     }
     ids
 }
 
 async fn answered(nats: &TestNats) -> Vec<String> {
-    let consumer = nats
-        .js
-        .get_stream(nats.namespace.resource("EVENTS"))
+    nats.events::<pb::CommandResult>()
         .await
-        .unwrap()
-        .create_consumer(jetstream::consumer::pull::Config {
-            filter_subject: nats.namespace.subject("events.gateway.v1.CommandResult"),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(100)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    while let Some(Ok(message)) = batch.next().await {
-        ids.push(
-            pb::CommandResult::decode(message.payload.as_ref())
-                .unwrap()
-                .command_id,
-        );
-    }
-    ids
+        .into_iter()
+        .map(|r| r.command_id)
+        .collect()
 }
 
 async fn until_answered(nats: &TestNats, want: usize) -> Vec<String> {
-    for _ in 0..60 {
-        let ids = answered(nats).await;
-        if ids.len() >= want {
-            return ids;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    eventually("every command answered", || async {
+        answered(nats).await.len() >= want
+    })
+    .await;
     answered(nats).await
 }
 
@@ -240,7 +193,7 @@ async fn replicas_share_partitions_and_a_survivor_takes_over_a_dead_ones_without
 
     let (leases_a, manager_a) = replica(&sim, &db, &nats, kv.clone(), &tokens);
     let replica_a = tokio::spawn(manager_a.run(CancellationToken::new()));
-    until("replica A holds every partition", || {
+    eventually("replica A holds every partition", || async {
         leases_a.partitions().len() == 16
     })
     .await;
@@ -248,7 +201,7 @@ async fn replicas_share_partitions_and_a_survivor_takes_over_a_dead_ones_without
     let (leases_b, manager_b) = replica(&sim, &db, &nats, kv.clone(), &tokens);
     let stop_b = CancellationToken::new();
     let replica_b = tokio::spawn(manager_b.run(stop_b.clone()));
-    until("the partitions are shared", || {
+    eventually("the partitions are shared", || async {
         leases_a.partitions().len() == 8 && leases_b.partitions().len() == 8
     })
     .await;
@@ -265,7 +218,7 @@ async fn replicas_share_partitions_and_a_survivor_takes_over_a_dead_ones_without
     // Replica A dies without releasing its leases; B takes them over once they expire.
     replica_a.abort();
     let second = send_all(&nats, &shops, 2).await;
-    until("replica B holds every partition", || {
+    eventually("replica B holds every partition", || async {
         leases_b.partitions().len() == 16
     })
     .await;

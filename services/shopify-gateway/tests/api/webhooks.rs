@@ -1,7 +1,7 @@
 use base64::Engine;
 use shopbridge_platform::{
     bus::Namespace,
-    testing::{TestDb, TestNats, service_settings},
+    testing::{TestDb, TestNats, eventually, service_settings},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -95,16 +95,6 @@ fn sign(body: &str) -> String {
         .encode(ring::hmac::sign(&key, body.as_bytes()).as_ref())
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn the_shopify_app_js_vector_is_accepted_and_published_once() {
     let gw = Gateway::start().await;
@@ -119,7 +109,7 @@ async fn the_shopify_app_js_vector_is_accepted_and_published_once() {
         )
         .await;
     assert_eq!(status, 200);
-    eventually("the event on the bus", async || {
+    eventually("the event on the bus", || async {
         gw.stream_messages("events.gateway.v1.ShopifyAppUninstalled")
             .await
             == 1
@@ -160,7 +150,7 @@ async fn a_duplicate_delivery_is_answered_200_and_published_once() {
             200
         );
     }
-    eventually("the order event", async || {
+    eventually("the order event", || async {
         gw.stream_messages("events.gateway.v1.ShopifyOrderChanged")
             .await
             == 1
