@@ -98,7 +98,7 @@ struct PendingRow {
     id: Uuid,
     subject: String,
     type_name: String,
-    payload: Vec<u8>,
+    payload: bytes::Bytes,
     meta: EventMeta,
     trace: HashMap<String, String>,
 }
@@ -167,7 +167,7 @@ impl Relay {
                 id: r.get("id"),
                 subject: r.get("subject"),
                 type_name: r.get("type_name"),
-                payload: r.get("payload"),
+                payload: bytes::Bytes::from(r.get::<Vec<u8>, _>("payload")),
                 meta: EventMeta {
                     tenant_id: r.get("tenant_id"),
                     channel_id: r.get("channel_id"),
@@ -186,7 +186,8 @@ impl Relay {
             let publish = jetstream::message::PublishMessage::build()
                 .headers(envelope_headers(&row.type_name, &row.meta, &row.trace))
                 .message_id(row.id.to_string())
-                .payload(row.payload.clone().into());
+                // A reference-counted handle: no copy of the payload per publish.
+                .payload(row.payload.clone());
             pending.push(
                 self.js
                     .send_publish(self.namespace.subject(&row.subject), publish),
