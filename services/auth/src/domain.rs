@@ -17,8 +17,26 @@ pub mod scopes {
     /// Read any channel's Shopify token: shopify-gateway's service identity alone.
     pub const CREDENTIALS_READ: &str = "credentials:read";
 
+    /// Read schedules, runs and run logs (scheduler).
+    pub const RUNS_READ: &str = "runs:read";
+    /// Set schedules, run now, cancel runs (scheduler).
+    pub const RUNS_WRITE: &str = "runs:write";
+    /// Query listings and read operation settings (listings).
+    pub const LISTINGS_READ: &str = "listings:read";
+    /// Change listings and operation settings (listings).
+    pub const LISTINGS_WRITE: &str = "listings:write";
+
     /// What an operator's admin client gets (`bootstrap-admin`); `credentials:read` is deliberately not among them.
-    pub const ALL: [&str; 4] = [CHANNELS_READ, CHANNELS_WRITE, CLIENTS_WRITE, KEYS_ROTATE];
+    pub const ALL: [&str; 8] = [
+        CHANNELS_READ,
+        CHANNELS_WRITE,
+        CLIENTS_WRITE,
+        KEYS_ROTATE,
+        RUNS_READ,
+        RUNS_WRITE,
+        LISTINGS_READ,
+        LISTINGS_WRITE,
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

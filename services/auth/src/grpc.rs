@@ -136,6 +136,17 @@ impl ChannelService for Api {
         }))
     }
 
+    async fn begin_o_auth(
+        &self,
+        request: Request<pb::BeginOAuthRequest>,
+    ) -> Result<Response<pb::BeginOAuthResponse>, Status> {
+        authorize(&request, scopes::CHANNELS_WRITE)?;
+        // TODO(issue 5): state nonce, authorize URL; being built now.
+        Err(Status::unimplemented(
+            "OAuth connection is not available yet: connect with an API token",
+        ))
+    }
+
     async fn connect_with_token(
         &self,
         request: Request<pb::ConnectWithTokenRequest>,
