@@ -48,6 +48,7 @@ lint: ## rustfmt check and clippy with warnings as errors
 test: infra-fast topology lint build ## Everything CI checks: infra, topology, lint, all tests, chart validation
 	$(WITH_INFRA) $(CARGO) nextest run --workspace --no-fail-fast
 	deploy/k8s-tests/run.sh
+	deploy/local/demo-check.sh
 
 .PHONY: helm-test helm-sync-topology images
 helm-test: ## Validate the Helm chart and Dockerfile offline (lint, render, kubernetes-validate 1.30/1.32, schema, security, config keys)
@@ -60,8 +61,16 @@ images: ## Build the container images (needs Docker with BuildKit; none runs on 
 	for t in auth listings orders gateway scheduler nats-topology; do \
 	  docker build -f deploy/docker/Dockerfile --target $$t -t $(IMAGE_REGISTRY)/shopbridge-$$t:$(IMAGE_TAG) . ; done
 
-.PHONY: run
-run: infra topology build ## Run all five services locally against local infra, logs prefixed by service
+.PHONY: demo up down status run
+demo: build ## The main job: start everything, connect the demo store by OAuth, import its listings, print a summary
+	deploy/local/demo.sh
+up: build ## Start the whole local system in the background (infra, simulator with a demo store, five services)
+	deploy/local/system.sh up
+down: ## Stop what `make up` / `make demo` started (logs stay in .local/system/logs)
+	deploy/local/system.sh down
+status: ## What of the local system runs
+	deploy/local/system.sh status
+run: infra topology build ## Run all five services in the foreground against local infra, logs prefixed by service
 	$(WITH_INFRA) deploy/local/run-services.sh
 
 .PHONY: bench

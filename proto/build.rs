@@ -17,12 +17,16 @@ fn proto_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Messages with a secret field: their Debug is written by hand so a secret never reaches a log.
-const SECRET_BEARING: [&str; 5] = [
+const SECRET_BEARING: [&str; 9] = [
     "shopbridge.auth.v1.GetShopCredentialsResponse",
     "shopbridge.auth.v1.IssueTokenRequest",
     "shopbridge.auth.v1.IssueTokenResponse",
     "shopbridge.auth.v1.CreateApiClientResponse",
     "shopbridge.auth.v1.ConnectWithTokenRequest",
+    "shopbridge.gateway.v1.ShopAccessToken",
+    "shopbridge.gateway.v1.ExchangeCodeRequest",
+    "shopbridge.gateway.v1.RefreshTokenRequest",
+    "shopbridge.gateway.v1.VerifyTokenRequest",
 ];
 
 fn main() {

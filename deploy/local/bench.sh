@@ -9,6 +9,7 @@ declare -A BENCHES=(
   [pipeline]="cargo bench -p shopbridge-platform --bench pipeline"
   [gateway]="cargo bench -p shopbridge-gateway --bench budget"
   [shopify-sim]="cargo run --release -p shopify-sim --bin sim-bench"
+  [import]="cargo bench -p shopbridge-listings --bench import"
 )
 only=${1:-}
 if [ -n "$only" ] && [ -z "${BENCHES[$only]+x}" ]; then

@@ -2,9 +2,12 @@
 
 use std::fmt;
 
-use crate::auth::{
-    ConnectWithTokenRequest, CreateApiClientResponse, GetShopCredentialsResponse,
-    IssueTokenRequest, IssueTokenResponse,
+use crate::{
+    auth::{
+        ConnectWithTokenRequest, CreateApiClientResponse, GetShopCredentialsResponse,
+        IssueTokenRequest, IssueTokenResponse,
+    },
+    gateway::{ExchangeCodeRequest, RefreshTokenRequest, ShopAccessToken, VerifyTokenRequest},
 };
 
 const REDACTED: &str = "[REDACTED]";
@@ -62,6 +65,46 @@ impl fmt::Debug for GetShopCredentialsResponse {
     }
 }
 
+impl fmt::Debug for ShopAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShopAccessToken")
+            .field("access_token", &REDACTED)
+            .field("scopes", &self.scopes)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &REDACTED)
+            .field("refresh_token_expires_in", &self.refresh_token_expires_in)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ExchangeCodeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExchangeCodeRequest")
+            .field("shop_domain", &self.shop_domain)
+            .field("code", &REDACTED)
+            .field("expiring", &self.expiring)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RefreshTokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokenRequest")
+            .field("shop_domain", &self.shop_domain)
+            .field("refresh_token", &REDACTED)
+            .finish()
+    }
+}
+
+impl fmt::Debug for VerifyTokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyTokenRequest")
+            .field("shop_domain", &self.shop_domain)
+            .field("access_token", &REDACTED)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +133,48 @@ mod tests {
         );
         assert!(printed.contains("c1"));
         for secret in ["hunter2", "shpat_secret", "jwt.sig"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
+    #[test]
+    fn shopify_access_secrets_never_print() {
+        use crate::gateway::{ExchangeCodeResponse, RefreshTokenResponse};
+        let token = ShopAccessToken {
+            access_token: "shpat_granted".into(),
+            scopes: vec!["read_products".into()],
+            expires_in: 3600,
+            refresh_token: "shprt_rotating".into(),
+            refresh_token_expires_in: 7_776_000,
+        };
+        let printed = format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            ExchangeCodeRequest {
+                shop_domain: "a.myshopify.com".into(),
+                code: "one-time-code".into(),
+                expiring: true,
+            },
+            ExchangeCodeResponse {
+                token: Some(token.clone()),
+            },
+            RefreshTokenRequest {
+                shop_domain: "a.myshopify.com".into(),
+                refresh_token: "shprt_old".into(),
+            },
+            RefreshTokenResponse { token: Some(token) },
+            VerifyTokenRequest {
+                shop_domain: "a.myshopify.com".into(),
+                access_token: "shpat_checked".into(),
+            },
+        );
+        assert!(printed.contains("a.myshopify.com") && printed.contains("read_products"));
+        for secret in [
+            "shpat_granted",
+            "shprt_rotating",
+            "one-time-code",
+            "shprt_old",
+            "shpat_checked",
+        ] {
             assert!(!printed.contains(secret), "{printed}");
         }
     }

@@ -28,6 +28,11 @@ pub fn token_context(channel_id: Uuid) -> String {
     format!("channel-token:{channel_id}")
 }
 
+/// The associated data binding an encrypted refresh token to its channel.
+pub fn refresh_token_context(channel_id: Uuid) -> String {
+    format!("channel-refresh-token:{channel_id}")
+}
+
 /// The columns of [`Channel`] (a macro, so queries stay literal strings).
 macro_rules! columns {
     () => {
@@ -85,7 +90,7 @@ impl Channel {
     }
 }
 
-fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),
         nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
@@ -102,7 +107,7 @@ pub fn parse_channel_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 /// Writes the event of a state change (`previous` is `None` for a new channel).
-async fn record_state_change(
+pub(crate) async fn record_state_change(
     tx: &mut Transaction<'_, Postgres>,
     previous: Option<ChannelState>,
     channel: &Channel,
@@ -192,7 +197,7 @@ impl Channels {
             .collect::<anyhow::Result<_>>()?)
     }
 
-    async fn lock(
+    pub(crate) async fn lock(
         tx: &mut Transaction<'_, Postgres>,
         tenant_id: Uuid,
         channel_id: &str,
@@ -271,7 +276,8 @@ impl Channels {
             .encrypt(token.expose_secret().as_bytes(), &token_context(before.id))?;
         let updated = sqlx::query(concat!(
             "UPDATE channels SET shop_domain = $3, shop_name = $4, plan = $5, granted_scopes = $6,
-                 access_token_enc = $7, state = 'active', last_error = NULL, updated_at = now()
+                 access_token_enc = $7, access_token_expires_at = NULL, refresh_token_enc = NULL,
+                 refresh_token_expires_at = NULL, state = 'active', last_error = NULL, updated_at = now()
              WHERE tenant_id = $1 AND id = $2 RETURNING ",
             columns!()
         ))
@@ -304,7 +310,8 @@ impl Channels {
         let mut tx = self.pool.begin().await?;
         let before = Self::lock(&mut tx, tenant_id, channel_id).await?;
         let row = sqlx::query(concat!(
-            "UPDATE channels SET access_token_enc = NULL, state = 'disconnected', updated_at = now()
+            "UPDATE channels SET access_token_enc = NULL, access_token_expires_at = NULL, refresh_token_enc = NULL,
+                 refresh_token_expires_at = NULL, state = 'disconnected', updated_at = now()
              WHERE tenant_id = $1 AND id = $2 RETURNING ", columns!()
         ))
         .bind(tenant_id)
@@ -325,7 +332,19 @@ impl Channels {
         reason: &str,
     ) -> Result<Channel, ApiError> {
         let mut tx = self.pool.begin().await?;
-        let before = Self::lock(&mut tx, tenant_id, channel_id).await?;
+        let channel = Self::set_error(&mut tx, tenant_id, channel_id, reason).await?;
+        tx.commit().await?;
+        Ok(channel)
+    }
+
+    /// [`Channels::mark_error`] in the caller's transaction.
+    pub(crate) async fn set_error(
+        tx: &mut Transaction<'_, Postgres>,
+        tenant_id: Uuid,
+        channel_id: &str,
+        reason: &str,
+    ) -> Result<Channel, ApiError> {
+        let before = Self::lock(tx, tenant_id, channel_id).await?;
         let row = sqlx::query(concat!(
             "UPDATE channels SET state = 'error', last_error = $3, updated_at = now()
              WHERE tenant_id = $1 AND id = $2 RETURNING ",
@@ -334,11 +353,10 @@ impl Channels {
         .bind(tenant_id)
         .bind(before.id)
         .bind(reason)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let channel = Channel::from_row(&row)?;
-        record_state_change(&mut tx, Some(before.state), &channel).await?;
-        tx.commit().await?;
+        record_state_change(tx, Some(before.state), &channel).await?;
         Ok(channel)
     }
 
@@ -387,7 +405,8 @@ pub async fn disconnect_shop(
         let before =
             Channel::from_row(row).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
         let row = sqlx::query(concat!(
-            "UPDATE channels SET access_token_enc = NULL, state = 'disconnected', last_error = $2, updated_at = now()
+            "UPDATE channels SET access_token_enc = NULL, access_token_expires_at = NULL, refresh_token_enc = NULL,
+                 refresh_token_expires_at = NULL, state = 'disconnected', last_error = $2, updated_at = now()
              WHERE id = $1 RETURNING ",
             columns!()
         ))
@@ -470,30 +489,45 @@ pub async fn reencrypt_all(pool: &PgPool, encryptor: &Encryptor) -> anyhow::Resu
         .await?
         .rows_affected();
     }
-    let tokens =
-        sqlx::query("SELECT id, access_token_enc FROM channels WHERE access_token_enc IS NOT NULL")
-            .fetch_all(pool)
-            .await?;
+    let tokens = sqlx::query(
+        "SELECT id, access_token_enc, refresh_token_enc FROM channels
+         WHERE access_token_enc IS NOT NULL OR refresh_token_enc IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
     for row in tokens {
         let id: Uuid = row.get("id");
-        let stored: String = row.get("access_token_enc");
-        if encryptor.is_current(&stored) {
-            continue;
+        // Each column on its own: a concurrent refresh that replaced a value makes its UPDATE match nothing.
+        for (column, context) in [
+            ("access_token_enc", token_context(id)),
+            ("refresh_token_enc", refresh_token_context(id)),
+        ] {
+            let Some(stored) = row.get::<Option<String>, _>(column) else {
+                continue;
+            };
+            if encryptor.is_current(&stored) {
+                continue;
+            }
+            let plain = encryptor
+                .decrypt(&stored, &context)
+                .map_err(|e| anyhow::anyhow!("channel {id} {column}: {e}"))?;
+            let fresh = encryptor.encrypt(&plain, &context)?;
+            let update = match column {
+                "access_token_enc" => {
+                    "UPDATE channels SET access_token_enc = $3 WHERE id = $1 AND access_token_enc = $2"
+                }
+                _ => {
+                    "UPDATE channels SET refresh_token_enc = $3 WHERE id = $1 AND refresh_token_enc = $2"
+                }
+            };
+            changed += sqlx::query(update)
+                .bind(id)
+                .bind(&stored)
+                .bind(&fresh)
+                .execute(pool)
+                .await?
+                .rows_affected();
         }
-        let context = token_context(id);
-        let plain = encryptor
-            .decrypt(&stored, &context)
-            .map_err(|e| anyhow::anyhow!("channel {id} token: {e}"))?;
-        let fresh = encryptor.encrypt(&plain, &context)?;
-        changed += sqlx::query(
-            "UPDATE channels SET access_token_enc = $3 WHERE id = $1 AND access_token_enc = $2",
-        )
-        .bind(id)
-        .bind(&stored)
-        .bind(&fresh)
-        .execute(pool)
-        .await?
-        .rows_affected();
     }
     tracing::info!(
         active_kid = encryptor.active_kid(),
@@ -501,4 +535,176 @@ pub async fn reencrypt_all(pool: &PgPool, encryptor: &Encryptor) -> anyhow::Resu
         "stored secrets re-encrypted"
     );
     Ok(changed)
+}
+
+/// What a channel connected with OAuth stores: the grant (encrypted) and what Shopify said about the shop.
+pub struct GrantToStore<'a> {
+    pub shop: &'a ShopDomain,
+    pub grant: &'a crate::shop_access::Grant,
+    /// `None` when the shop query failed after the exchange (the token is stored anyway: the code is spent).
+    pub info: Option<crate::shop_verifier::ShopInfo>,
+}
+
+fn after(duration: Option<std::time::Duration>) -> Option<DateTime<Utc>> {
+    duration.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| Utc::now() + d))
+}
+
+impl Channels {
+    /// Starts an OAuth connection of a channel in one transaction: records the state nonce (hash) and, for a channel
+    /// that was disconnected or in error, turns it CONNECTING (published). An active channel stays active (with its
+    /// token) until the new grant replaces it. A store connected to another channel of the tenant is refused.
+    pub async fn begin_oauth(
+        &self,
+        tenant_id: Uuid,
+        channel_id: &str,
+        shop: &ShopDomain,
+        state_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Channel, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let before = Self::lock(&mut tx, tenant_id, channel_id).await?;
+        let taken: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM channels WHERE tenant_id = $1 AND shop_domain = $2 AND id <> $3",
+        )
+        .bind(tenant_id)
+        .bind(shop.as_str())
+        .bind(before.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(other) = taken {
+            return Err(ApiError::AlreadyExists(format!(
+                "{shop} is connected to another channel of this tenant already ({other})"
+            )));
+        }
+        crate::oauth_states::insert(
+            &mut tx,
+            state_hash,
+            tenant_id,
+            before.id,
+            shop.as_str(),
+            expires_at,
+        )
+        .await?;
+        let channel = match before.state {
+            ChannelState::Disconnected | ChannelState::Error => {
+                let row = sqlx::query(concat!(
+                    "UPDATE channels SET state = 'connecting', last_error = NULL, updated_at = now()
+                     WHERE tenant_id = $1 AND id = $2 RETURNING ",
+                    columns!()
+                ))
+                .bind(tenant_id)
+                .bind(before.id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let channel = Channel::from_row(&row)?;
+                record_state_change(&mut tx, Some(before.state), &channel).await?;
+                channel
+            }
+            ChannelState::Connecting | ChannelState::Active => before,
+        };
+        tx.commit().await?;
+        Ok(channel)
+    }
+
+    /// Stores an OAuth grant, encrypted, and makes the channel ACTIVE (published).
+    pub async fn store_grant(
+        &self,
+        tenant_id: Uuid,
+        channel_id: Uuid,
+        to_store: GrantToStore<'_>,
+    ) -> Result<Channel, ApiError> {
+        let GrantToStore { shop, grant, info } = to_store;
+        let mut tx = self.pool.begin().await?;
+        let before = Self::lock(&mut tx, tenant_id, &channel_id.to_string()).await?;
+        let access_enc = self.encryptor.encrypt(
+            grant.access_token.expose_secret().as_bytes(),
+            &token_context(before.id),
+        )?;
+        let refresh_enc = grant
+            .refresh_token
+            .as_ref()
+            .map(|r| {
+                self.encryptor.encrypt(
+                    r.expose_secret().as_bytes(),
+                    &refresh_token_context(before.id),
+                )
+            })
+            .transpose()?;
+        let (name, plan) = info.map(|i| (i.name, i.plan)).unzip();
+        let updated = sqlx::query(concat!(
+            "UPDATE channels SET
+                 shop_name = CASE WHEN $4::text IS NOT NULL THEN $4 WHEN shop_domain = $3 THEN shop_name END,
+                 plan = CASE WHEN $5::text IS NOT NULL THEN $5 WHEN shop_domain = $3 THEN plan END,
+                 shop_domain = $3, granted_scopes = $6, access_token_enc = $7, access_token_expires_at = $8,
+                 refresh_token_enc = $9, refresh_token_expires_at = $10,
+                 state = 'active', last_error = NULL, updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            columns!()
+        ))
+        .bind(tenant_id)
+        .bind(before.id)
+        .bind(shop.as_str())
+        .bind(name)
+        .bind(plan)
+        .bind(&grant.scopes)
+        .bind(&access_enc)
+        .bind(after(grant.expires_in))
+        .bind(refresh_enc)
+        .bind(after(grant.refresh_token_expires_in))
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match updated {
+            Ok(row) => row,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(ApiError::AlreadyExists(format!(
+                    "{shop} is connected to another channel of this tenant already"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let channel = Channel::from_row(&row)?;
+        record_state_change(&mut tx, Some(before.state), &channel).await?;
+        tx.commit().await?;
+        Ok(channel)
+    }
+
+    /// Replaces a channel's token after a refresh, in the caller's transaction (the row is locked by the refresh);
+    /// the state does not change, so nothing is published.
+    pub(crate) async fn store_refreshed(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        channel_id: Uuid,
+        grant: &crate::shop_access::Grant,
+    ) -> Result<(), ApiError> {
+        let access_enc = self.encryptor.encrypt(
+            grant.access_token.expose_secret().as_bytes(),
+            &token_context(channel_id),
+        )?;
+        let refresh_enc = grant
+            .refresh_token
+            .as_ref()
+            .map(|r| {
+                self.encryptor.encrypt(
+                    r.expose_secret().as_bytes(),
+                    &refresh_token_context(channel_id),
+                )
+            })
+            .transpose()?;
+        sqlx::query(
+            "UPDATE channels SET access_token_enc = $2, access_token_expires_at = $3, refresh_token_enc = $4,
+                 refresh_token_expires_at = $5,
+                 granted_scopes = CASE WHEN cardinality($6::text[]) > 0 THEN $6 ELSE granted_scopes END,
+                 updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(channel_id)
+        .bind(&access_enc)
+        .bind(after(grant.expires_in))
+        .bind(refresh_enc)
+        .bind(after(grant.refresh_token_expires_in))
+        .bind(&grant.scopes)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
 }

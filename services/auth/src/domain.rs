@@ -16,6 +16,9 @@ pub mod scopes {
     pub const KEYS_ROTATE: &str = "keys:rotate";
     /// Read any channel's Shopify token: shopify-gateway's service identity alone.
     pub const CREDENTIALS_READ: &str = "credentials:read";
+    /// Call shopify-gateway's ShopifyAccessService (code exchange, token refresh and verification): auth's own
+    /// service identity alone, in tokens auth signs for itself.
+    pub const SHOPIFY_ACCESS: &str = "shopify:access";
 
     /// Read schedules, runs and run logs (scheduler).
     pub const RUNS_READ: &str = "runs:read";

@@ -17,10 +17,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    channels::{Channels, reencrypt_all},
+    channels::{Channels, reencrypt_all, timestamp},
     clients::{self, TokenIssuer},
     crypto::Encryptor,
     domain::scopes,
+    oauth_flow::OAuthFlow,
     signing::SigningKeys,
 };
 
@@ -29,7 +30,8 @@ pub struct AuthState {
     pub issuer: TokenIssuer,
     pub keys: Arc<SigningKeys>,
     pub verifier: TokenVerifier,
-    pub channels: Channels,
+    pub channels: Arc<Channels>,
+    pub oauth: Arc<OAuthFlow>,
     pub encryptor: Arc<Encryptor>,
     pub pbkdf2_iterations: u32,
 }
@@ -140,11 +142,21 @@ impl ChannelService for Api {
         &self,
         request: Request<pb::BeginOAuthRequest>,
     ) -> Result<Response<pb::BeginOAuthResponse>, Status> {
-        authorize(&request, scopes::CHANNELS_WRITE)?;
-        // TODO(issue 5): state nonce, authorize URL; being built now.
-        Err(Status::unimplemented(
-            "OAuth connection is not available yet: connect with an API token",
-        ))
+        let tenant = authorize(&request, scopes::CHANNELS_WRITE)?;
+        let pb::BeginOAuthRequest {
+            channel_id,
+            shop_domain,
+        } = request.into_inner();
+        let begun = self
+            .0
+            .oauth
+            .begin(tenant, &channel_id, &shop_domain)
+            .await?;
+        Ok(Response::new(pb::BeginOAuthResponse {
+            authorize_url: begun.authorize_url,
+            expires_at: Some(timestamp(begun.expires_at)),
+            shop_domain: begun.shop.to_string(),
+        }))
     }
 
     async fn connect_with_token(

@@ -1,6 +1,7 @@
 //! The checks of Shopify's OAuth redirect (the authorization-code grant), as pure functions: the query's HMAC in
-//! constant time, the timestamp's age, the shop domain exactly as Shopify sends it, and the authorize URL. The state
-//! nonce store, the callback route and the code exchange through shopify-gateway build on these (not wired yet).
+//! constant time, the timestamp's age, the shop domain exactly as Shopify sends it, the authorize URL and the check
+//! that a grant covers the scopes the channel operations need. The state nonces are in [`crate::oauth_states`], the
+//! flow in [`crate::oauth_flow`], the callback route in [`crate::callback`].
 
 use std::time::Duration;
 
@@ -21,11 +22,14 @@ pub enum CallbackError {
     BadShop,
     #[error("`{0}` is missing")]
     Missing(&'static str),
+    #[error("`{0}` is given more than once")]
+    Repeated(String),
 }
 
 /// Shopify's signature over a redirect or install query: every parameter but `hmac` and `signature`, sorted by name,
-/// joined as `name=value` with `&`, HMAC-SHA256 with the app's client secret, lowercase hex. Compared in constant
-/// time (ring), after a hex decode that does not branch on the secret.
+/// joined as `name=value` with `&` (`%` and `&` escaped in names and values, `=` in names, as Shopify documents, so a
+/// value cannot forge a separator), HMAC-SHA256 with the app's client secret, lowercase hex. Compared in constant time
+/// (ring), after a hex decode that does not branch on the secret.
 pub fn verify_query(params: &[(String, String)], secret: &SecretString) -> bool {
     let Some(given) = params
         .iter()
@@ -44,11 +48,20 @@ pub fn verify_query(params: &[(String, String)], secret: &SecretString) -> bool 
     signed.sort();
     let message = signed
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={}", escape(k, true), escape(v, false)))
         .collect::<Vec<_>>()
         .join("&");
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose_secret().as_bytes());
     ring::hmac::verify(&key, message.as_bytes(), &given).is_ok()
+}
+
+fn escape(text: &str, name: bool) -> String {
+    let escaped = text.replace('%', "%25").replace('&', "%26");
+    if name {
+        escaped.replace('=', "%3D")
+    } else {
+        escaped
+    }
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
@@ -72,6 +85,12 @@ pub fn check_callback(
 ) -> Result<ShopDomain, CallbackError> {
     if !verify_query(params, secret) {
         return Err(CallbackError::BadSignature);
+    }
+    // Shopify never repeats a parameter; a repeated one could make two readers see two values.
+    for (i, (name, _)) in params.iter().enumerate() {
+        if params[..i].iter().any(|(earlier, _)| earlier == name) {
+            return Err(CallbackError::Repeated(name.clone()));
+        }
     }
     let get = |name: &'static str| {
         params
@@ -97,9 +116,10 @@ pub fn check_callback(
 }
 
 /// Where the merchant approves the app: `https://<shop>/admin/oauth/authorize?...` (an offline token: no
-/// `grant_options[]`).
+/// `grant_options[]`). `scheme` and `port` (0: the scheme's default) are Shopify's, or the simulator's.
 pub fn authorize_url(
     shop: &ShopDomain,
+    (scheme, port): (&str, u16),
     client_id: &str,
     scopes: &[&str],
     redirect_uri: &str,
@@ -115,7 +135,34 @@ pub fn authorize_url(
     .map(|(k, v)| format!("{k}={}", encode(v)))
     .collect::<Vec<_>>()
     .join("&");
-    format!("https://{}/admin/oauth/authorize?{query}", shop.as_str())
+    let port = if port == 0 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    format!(
+        "{scheme}://{}{port}/admin/oauth/authorize?{query}",
+        shop.as_str()
+    )
+}
+
+/// The `required` scopes a grant lacks, in `required`'s order. A write scope implies its read scope
+/// (`write_products` covers `read_products`), as Shopify lists a grant without the implied ones.
+pub fn missing_scopes(required: &[String], granted: &[String]) -> Vec<String> {
+    let covers = |have: &str, want: &str| {
+        have == want
+            || want
+                .strip_prefix("read_")
+                .is_some_and(|rest| have.strip_prefix("write_") == Some(rest))
+            || want
+                .strip_prefix("unauthenticated_read_")
+                .is_some_and(|rest| have.strip_prefix("unauthenticated_write_") == Some(rest))
+    };
+    required
+        .iter()
+        .filter(|want| !granted.iter().any(|have| covers(have.trim(), want)))
+        .cloned()
+        .collect()
 }
 
 /// Percent-encoding of a query value (RFC 3986 unreserved characters kept).
@@ -284,10 +331,112 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_parameter_is_refused_even_when_signed() {
+        let secret = SecretString::from("hush".to_string());
+        let mut params: Vec<(String, String)> = [
+            ("code", "c"),
+            ("shop", "good-shop.myshopify.com"),
+            ("shop", "evil-shop.myshopify.com"),
+            ("state", "s"),
+            ("timestamp", "100"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut signed = params.clone();
+        signed.sort();
+        let message = signed
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"hush");
+        let tag = ring::hmac::sign(&key, message.as_bytes());
+        params.push((
+            "hmac".into(),
+            tag.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+        ));
+        assert_eq!(
+            check_callback(&params, &secret, 100, Duration::from_secs(90)),
+            Err(CallbackError::Repeated("shop".into()))
+        );
+    }
+
+    #[test]
+    fn separators_inside_values_are_escaped_before_signing() {
+        // Without escaping, `a=1&b=2` as one value would sign like two parameters.
+        let secret = SecretString::from("hush".to_string());
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"hush");
+        let hex = |m: &str| -> String {
+            ring::hmac::sign(&key, m.as_bytes())
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let one = vec![
+            ("a".to_string(), "1&b=2".to_string()),
+            ("hmac".to_string(), hex("a=1%26b=2")),
+        ];
+        assert!(verify_query(&one, &secret));
+        let forged = vec![
+            ("a".to_string(), "1&b=2".to_string()),
+            ("hmac".to_string(), hex("a=1&b=2")),
+        ];
+        assert!(!verify_query(&forged, &secret));
+    }
+
+    #[test]
+    fn write_scopes_cover_their_read_scopes_and_missing_ones_are_named() {
+        let list = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+        let required =
+            list("read_products,write_products,read_orders,write_inventory,read_locations");
+        assert!(
+            missing_scopes(
+                &required,
+                &list("write_products,write_orders,write_inventory,read_locations")
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            missing_scopes(&required, &list("read_products,read_orders")),
+            list("write_products,write_inventory,read_locations")
+        );
+        // A read scope never covers a write scope, nor does a look-alike name.
+        assert_eq!(
+            missing_scopes(
+                &list("write_orders,read_orders"),
+                &list("read_orders,write_orders_x")
+            ),
+            list("write_orders")
+        );
+    }
+
+    #[test]
+    fn the_simulators_authorize_url_keeps_its_scheme_and_port() {
+        let shop = ShopDomain::parse("good-shop.myshopify.com").unwrap();
+        let url = authorize_url(
+            &shop,
+            ("http", 8787),
+            "id",
+            &["read_products"],
+            "http://x/cb",
+            "s",
+        );
+        assert!(
+            url.starts_with(
+                "http://good-shop.myshopify.com:8787/admin/oauth/authorize?client_id=id&"
+            ),
+            "{url}"
+        );
+    }
+
+    #[test]
     fn the_authorize_url_is_the_shops_with_encoded_values() {
         let shop = ShopDomain::parse("good-shop.myshopify.com").unwrap();
         let url = authorize_url(
             &shop,
+            ("https", 0),
             "app-id",
             &["read_products", "write_inventory"],
             "https://sb.example/cb?x=1",

@@ -51,6 +51,51 @@ pub struct CommandHandler {
 
 /// Products per CatalogBatch event (events stay well under NATS's 1 MB message limit).
 pub const CATALOG_BATCH: usize = 250;
+/// Orders per OrderPage event, at most.
+pub const ORDER_PAGE: usize = 250;
+/// Encoded bytes per OrderPage event, at most: orders with hundreds of lines make a page of 250 too big for NATS's
+/// 1 MB message limit, so such a page is cut earlier.
+const ORDER_PAGE_BYTES: usize = 512 * 1024;
+
+/// Events a command publishes before its CommandResult, in the same transaction.
+#[derive(Debug)]
+enum Published {
+    Catalog(pb::CatalogBatch),
+    Orders(pb::OrderPage),
+}
+
+/// Splits orders into OrderPage events of at most [`ORDER_PAGE`] orders and [`ORDER_PAGE_BYTES`] bytes.
+fn order_pages(command: &pb::Command, orders: Vec<pb::Order>) -> Vec<pb::OrderPage> {
+    use prost::Message;
+    let mut pages: Vec<Vec<pb::Order>> = Vec::new();
+    let mut bytes = 0;
+    for order in orders {
+        let size = order.encoded_len();
+        match pages.last_mut() {
+            Some(page) if page.len() < ORDER_PAGE && bytes + size <= ORDER_PAGE_BYTES => {
+                bytes += size;
+                page.push(order);
+            }
+            _ => {
+                bytes = size;
+                pages.push(vec![order]);
+            }
+        }
+    }
+    let total = pages.len() as u32;
+    pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, orders)| pb::OrderPage {
+            command_id: command.command_id.clone(),
+            shop_domain: command.shop_domain.clone(),
+            channel_id: command.channel_id.clone(),
+            seq: i as u32 + 1,
+            total_pages: total,
+            orders,
+        })
+        .collect()
+}
 
 fn lane(lane: i32) -> Lane {
     match pb::Lane::try_from(lane).unwrap_or(pb::Lane::Unspecified) {
@@ -134,10 +179,19 @@ impl CommandHandler {
                 Vec::new(),
                 ops::Outcome {
                     calls: 1,
-                    user_errors: Vec::new(),
                     failed_calls: vec![(0, e)],
+                    ..Default::default()
                 },
             ),
+        }
+    }
+
+    fn exporter(&self) -> crate::export::Exporter<'_> {
+        crate::export::Exporter {
+            executor: &self.executor,
+            pool: &self.pool,
+            download: self.download.clone(),
+            poll: Default::default(),
         }
     }
 
@@ -146,26 +200,22 @@ impl CommandHandler {
         command: &pb::Command,
         shop: &ShopCredentials,
         mut result: pb::CommandResult,
-    ) -> (pb::CommandResult, Vec<pb::CatalogBatch>) {
-        let exporter = crate::export::Exporter {
-            executor: &self.executor,
-            pool: &self.pool,
-            download: self.download.clone(),
-            poll: Default::default(),
-        };
-        match exporter.export(shop, &command.command_id).await {
+    ) -> (pb::CommandResult, Vec<Published>) {
+        match self.exporter().export(shop, &command.command_id).await {
             Ok(products) => {
                 let total = products.len().div_ceil(CATALOG_BATCH) as u32;
                 let batches = products
                     .chunks(CATALOG_BATCH)
                     .enumerate()
-                    .map(|(i, chunk)| pb::CatalogBatch {
-                        command_id: command.command_id.clone(),
-                        shop_domain: command.shop_domain.clone(),
-                        channel_id: command.channel_id.clone(),
-                        seq: i as u32 + 1,
-                        total_batches: total,
-                        products: chunk.to_vec(),
+                    .map(|(i, chunk)| {
+                        Published::Catalog(pb::CatalogBatch {
+                            command_id: command.command_id.clone(),
+                            shop_domain: command.shop_domain.clone(),
+                            channel_id: command.channel_id.clone(),
+                            seq: i as u32 + 1,
+                            total_batches: total,
+                            products: chunk.to_vec(),
+                        })
                     })
                     .collect();
                 result.status = Status::Succeeded as i32;
@@ -181,12 +231,55 @@ impl CommandHandler {
         }
     }
 
-    /// Runs the command; returns its result and any events it produces before the result (catalog batches).
+    /// FetchOrders: every matching order, published as OrderPage events before the result.
+    async fn fetch_orders(
+        &self,
+        command: &pb::Command,
+        fetch: &pb::FetchOrders,
+        shop: &ShopCredentials,
+        mut result: pb::CommandResult,
+    ) -> (pb::CommandResult, Vec<Published>) {
+        let lane = lane(command.lane);
+        let filter = fetch.filter.clone().unwrap_or_default();
+        let fetched = if fetch.bulk {
+            crate::orders::fetch_bulk(&self.exporter(), shop, lane, &command.command_id, &filter)
+                .await
+        } else {
+            crate::orders::fetch_pages(&self.executor, shop, lane, &filter, fetch.page_size).await
+        };
+        match fetched {
+            Ok(fetched) => {
+                let orders = fetched.orders.len() as u32;
+                let pages = order_pages(command, fetched.orders);
+                result.calls = fetched.calls as u32;
+                result.status = Status::Succeeded as i32;
+                result.result = Some(pb::command_result::Result::OrdersFetched(
+                    pb::OrdersFetched {
+                        orders,
+                        pages: pages.len() as u32,
+                        bulk_operation_id: fetched.bulk_operation_id,
+                    },
+                ));
+                (result, pages.into_iter().map(Published::Orders).collect())
+            }
+            Err(e) => {
+                result.status = Status::Failed as i32;
+                result.problems.push(match &e {
+                    crate::orders::FetchError::Call(call) => call_problem(call),
+                    crate::orders::FetchError::Bulk(_) => problem("BULK_FAILED", e.to_string()),
+                });
+                (result, Vec::new())
+            }
+        }
+    }
+
+    /// Runs the command; returns its result and any events it produces before the result (catalog batches, order
+    /// pages).
     async fn run(
         &self,
         command: &pb::Command,
         shop: &ShopCredentials,
-    ) -> (pb::CommandResult, Vec<pb::CatalogBatch>) {
+    ) -> (pb::CommandResult, Vec<Published>) {
         let mut result = pb::CommandResult {
             command_id: command.command_id.clone(),
             shop_domain: command.shop_domain.clone(),
@@ -221,8 +314,8 @@ impl CommandHandler {
                     }
                     Err(e) => ops::Outcome {
                         calls: 1,
-                        user_errors: Vec::new(),
                         failed_calls: vec![(0, e)],
+                        ..Default::default()
                     },
                 }
             }
@@ -341,6 +434,70 @@ impl CommandHandler {
                 ));
                 outcome
             }
+            Some(Op::FetchOrders(fetch)) => {
+                return self.fetch_orders(command, fetch, shop, result).await;
+            }
+            Some(Op::TagOrder(tag)) => {
+                ops::tag_order(
+                    &self.executor,
+                    shop,
+                    lane,
+                    &command.command_id,
+                    tag.order_id.trim(),
+                    &tag.tags,
+                )
+                .await
+            }
+            Some(Op::CloseOrder(close)) => {
+                let order_id = close.order_id.trim();
+                let (closed, outcome) =
+                    ops::close_order(&self.executor, shop, lane, &command.command_id, order_id)
+                        .await;
+                if let Some(closed) = closed {
+                    result.result = Some(pb::command_result::Result::OrderClosed(pb::OrderClosed {
+                        order_id: order_id.to_string(),
+                        closed,
+                    }));
+                }
+                outcome
+            }
+            Some(Op::CreateFulfillment(create)) => {
+                let request = crate::fulfillments::Request::from(create);
+                let (created, outcome) = crate::fulfillments::create(
+                    &self.executor,
+                    shop,
+                    lane,
+                    &command.command_id,
+                    &request,
+                )
+                .await;
+                result.result = created.map(pb::command_result::Result::FulfillmentCreated);
+                outcome
+            }
+            Some(Op::UpdateTracking(update)) => {
+                let (updated, outcome) = crate::fulfillments::update_tracking(
+                    &self.executor,
+                    shop,
+                    lane,
+                    &command.command_id,
+                    update,
+                )
+                .await;
+                result.result = updated.map(pb::command_result::Result::TrackingUpdated);
+                outcome
+            }
+            Some(Op::RegisterWebhooks(register)) => {
+                let (registered, outcome) = crate::webhook_subscriptions::register(
+                    &self.executor,
+                    shop,
+                    lane,
+                    &command.command_id,
+                    register,
+                )
+                .await;
+                result.result = Some(pb::command_result::Result::WebhooksRegistered(registered));
+                outcome
+            }
             None => {
                 result.status = Status::Failed as i32;
                 result
@@ -360,7 +517,7 @@ impl CommandHandler {
             .extend(outcome.failed_calls.iter().map(|(_, e)| call_problem(e)));
         result.status = if result.problems.is_empty() {
             Status::Succeeded
-        } else if outcome.failed_calls.len() == outcome.calls.max(1) {
+        } else if outcome.failed || outcome.failed_calls.len() == outcome.calls.max(1) {
             Status::Failed
         } else {
             Status::Partial
@@ -408,7 +565,7 @@ impl Handler for CommandHandler {
             tracing::info!(command_id = %command.command_id, "command already answered; not running it again");
             return Ok(());
         }
-        let (result, batches) = match self
+        let (result, published) = match self
             .credentials
             .token(&command.channel_id, &command.shop_domain)
             .await
@@ -444,8 +601,12 @@ impl Handler for CommandHandler {
             .execute(&mut **tx)
             .await
             .map_err(|e| HandlerError::Retry(e.into()))?;
-        for batch in &batches {
-            outbox::enqueue(tx, OutboxMessage::event(event.meta.clone(), batch))
+        for message in &published {
+            let message = match message {
+                Published::Catalog(batch) => OutboxMessage::event(event.meta.clone(), batch),
+                Published::Orders(page) => OutboxMessage::event(event.meta.clone(), page),
+            };
+            outbox::enqueue(tx, message)
                 .await
                 .map_err(|e| HandlerError::Retry(e.into()))?;
         }

@@ -52,6 +52,12 @@ documents! {
     PUBLISH = "publish", Mutation;
     COLLECTION_CREATE = "collection_create", Mutation;
     ORDERS_PAGE = "orders_page", Query;
+    ORDER_LINE_ITEMS = "order_line_items", Query;
+    ORDERS_BULK = "orders_bulk", BulkQuery;
+    ORDER_FULFILLMENT_ORDERS = "order_fulfillment_orders", Query;
+    FULFILLMENT_ORDER_LINES = "fulfillment_order_lines", Query;
+    ORDER_FULFILLMENTS = "order_fulfillments", Query;
+    WEBHOOK_SUBSCRIPTIONS = "webhook_subscriptions", Query;
     ORDER_TAG = "order_tag", Mutation;
     FULFILLMENT_CREATE = "fulfillment_create", Mutation;
     FULFILLMENT_TRACKING_UPDATE = "fulfillment_tracking_update", Mutation;

@@ -49,6 +49,13 @@ impl Default for PollSettings {
     }
 }
 
+/// A finished bulk operation: its id and result file (None when it matched nothing).
+#[derive(Debug, Clone)]
+pub struct BulkDone {
+    pub id: String,
+    pub url: Option<String>,
+}
+
 pub struct Exporter<'a> {
     pub executor: &'a Executor,
     pub pool: &'a PgPool,
@@ -96,19 +103,36 @@ impl Exporter<'_> {
         command_id: &str,
         stage: Document,
     ) -> Result<Option<String>, ExportError> {
+        let done = self
+            .run_bulk_query(shop, Lane::Import, command_id, stage.name, stage.text)
+            .await?;
+        Ok(done.url)
+    }
+
+    /// Runs one bulk query of a command to the end: starts it (or, after a restart, finds the operation started
+    /// before under the same command id and stage name) and polls it until it finishes. Other modules' bulk reads
+    /// (orders) go through here too, so every bulk operation is recorded and resumed the same way.
+    pub async fn run_bulk_query(
+        &self,
+        shop: &ShopCredentials,
+        lane: Lane,
+        command_id: &str,
+        stage: &str,
+        query: &str,
+    ) -> Result<BulkDone, ExportError> {
         let existing: Option<String> = sqlx::query_scalar(
             "SELECT bulk_id FROM bulk_operations WHERE command_id = $1 AND stage = $2",
         )
         .bind(command_id)
-        .bind(stage.name)
+        .bind(stage)
         .fetch_optional(self.pool)
         .await?;
         let bulk_id = match existing {
             Some(id) => {
-                tracing::info!(bulk_id = %id, stage = stage.name, "resuming a bulk operation started before");
+                tracing::info!(bulk_id = %id, stage, "resuming a bulk operation started before");
                 id
             }
-            None => self.start(shop, command_id, stage).await?,
+            None => self.start(shop, lane, command_id, stage, query).await?,
         };
         let mut delay = self.poll.first;
         loop {
@@ -118,13 +142,16 @@ impl Exporter<'_> {
                 expected_cost: 1.0,
                 idempotency_key: None,
             };
-            let data = self.executor.call(shop, Lane::Import, &poll).await?;
+            let data = self.executor.call(shop, lane, &poll).await?;
             let node = &data["node"];
             let status = node["status"].as_str().unwrap_or_default().to_string();
             match status.as_str() {
                 "COMPLETED" => {
                     self.finish(command_id, stage, &status).await?;
-                    return Ok(node["url"].as_str().map(str::to_string));
+                    return Ok(BulkDone {
+                        id: bulk_id,
+                        url: node["url"].as_str().map(str::to_string),
+                    });
                 }
                 "FAILED" | "CANCELED" | "CANCELING" | "EXPIRED" => {
                     self.finish(command_id, stage, &status).await?;
@@ -145,30 +172,32 @@ impl Exporter<'_> {
     async fn start(
         &self,
         shop: &ShopCredentials,
+        lane: Lane,
         command_id: &str,
-        stage: Document,
+        stage: &str,
+        query: &str,
     ) -> Result<String, ExportError> {
         let mut delay = self.poll.first;
         loop {
             let start = Operation {
                 document: documents::BULK_EXPORT_START,
-                variables: json!({ "query": stage.text }),
+                variables: json!({ "query": query }),
                 expected_cost: 10.0,
-                idempotency_key: Some(format!("{command_id}:bulk:{}", stage.name)),
+                idempotency_key: Some(format!("{command_id}:bulk:{stage}")),
             };
-            let data = self.executor.call(shop, Lane::Import, &start).await?;
+            let data = self.executor.call(shop, lane, &start).await?;
             let payload = &data["bulkOperationRunQuery"];
             if let Some(id) = payload["bulkOperation"]["id"].as_str() {
                 sqlx::query(
                     "INSERT INTO bulk_operations (command_id, stage, shop_domain, bulk_id, status) VALUES ($1, $2, $3, $4, 'RUNNING')",
                 )
                 .bind(command_id)
-                .bind(stage.name)
+                .bind(stage)
                 .bind(&shop.domain)
                 .bind(id)
                 .execute(self.pool)
                 .await?;
-                tracing::info!(bulk_id = id, stage = stage.name, "bulk operation started");
+                tracing::info!(bulk_id = id, stage, "bulk operation started");
                 return Ok(id.to_string());
             }
             let errors = payload["userErrors"]
@@ -185,22 +214,18 @@ impl Exporter<'_> {
         }
     }
 
-    async fn finish(
-        &self,
-        command_id: &str,
-        stage: Document,
-        status: &str,
-    ) -> Result<(), ExportError> {
+    async fn finish(&self, command_id: &str, stage: &str, status: &str) -> Result<(), ExportError> {
         sqlx::query("UPDATE bulk_operations SET status = $3, finished_at = now() WHERE command_id = $1 AND stage = $2")
             .bind(command_id)
-            .bind(stage.name)
+            .bind(stage)
             .bind(status)
             .execute(self.pool)
             .await?;
         Ok(())
     }
 
-    async fn fetch(&self, url: &str) -> Result<Vec<u8>, ExportError> {
+    /// Downloads a bulk result file.
+    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, ExportError> {
         let mut response = self
             .download
             .get(url)

@@ -1,23 +1,33 @@
 //! The shopify-gateway service: the only process that talks to Shopify. It owns each shop's cost budget
 //! ([`budget`]), sends the GraphQL documents in `graphql/` ([`documents`]) through one [`executor`], and turns
-//! verified webhooks into typed events ([`webhooks`]).
+//! verified webhooks into typed events ([`webhooks`]). For auth it exchanges OAuth codes, refreshes and verifies
+//! tokens over gRPC ([`access`]).
 
+pub mod access;
 pub mod budget;
 pub mod commands;
 pub mod credentials;
 pub mod documents;
 pub mod executor;
 pub mod export;
+pub mod fulfillments;
 pub mod leases;
 pub mod ops;
+pub mod orders;
 pub mod shopify;
+pub mod webhook_subscriptions;
 pub mod webhooks;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use secrecy::SecretString;
 use serde::Deserialize;
-use shopbridge_platform::service::{Application, Runtime, ServiceParts, ServiceSpec};
+use shopbridge_platform::{
+    auth_token::{TokenVerifier, VerifierSettings},
+    grpc::auth_interceptor,
+    service::{Application, Runtime, ServiceParts, ServiceSpec},
+};
+use shopbridge_proto::gateway::shopify_access_service_server::ShopifyAccessServiceServer;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/gateway");
 
@@ -39,7 +49,14 @@ pub struct ServiceSettings {
     pub webhooks: WebhookSettings,
     pub auth: credentials::AuthSettings,
     pub leases: leases::LeaseSettings,
+    pub access: access::AccessSettings,
+    /// Who may call the gateway's gRPC services: tokens signed by auth, verified with its published keys.
+    pub tokens: VerifierSettings,
 }
+
+/// How often the gateway refetches auth's published keys (a token signed by a key it does not know also triggers a
+/// fetch).
+const TOKEN_KEYS_REFRESH: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,25 +111,61 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         ]),
     };
     let mut parts = ServiceParts::default().http_routes(webhooks::router(webhook_state));
+    // One executor (so one budget per shop) for the commands and for auth's token verifications.
+    let executor = Arc::new(executor(&settings.service)?);
+    parts = access_service(&settings.service, executor.clone(), parts)?;
     if settings.service.auth.client_id.is_empty() {
         tracing::warn!(
             "service.auth.client_id is empty: commands are not consumed (run `shopbridge-auth bootstrap-gateway`)"
         );
     } else {
-        parts = command_consumers(&runtime, &settings, parts)?;
+        parts = command_consumers(&runtime, &settings, executor, parts)?;
     }
     Ok(Application::new(runtime, parts))
+}
+
+/// `ShopifyAccessService` for auth, behind tokens verified with auth's keys (refreshed in the background).
+fn access_service(
+    settings: &ServiceSettings,
+    executor: Arc<executor::Executor>,
+    mut parts: ServiceParts,
+) -> anyhow::Result<ServiceParts> {
+    if settings.access.client_id.trim().is_empty() {
+        tracing::warn!(
+            "service.access.client_id is empty: OAuth code exchanges and token refreshes are refused"
+        );
+    }
+    let verifier = TokenVerifier::from_settings(&settings.tokens)
+        .map_err(|e| anyhow::anyhow!("configuration key `service.tokens.jwks_url`: {e}"))?;
+    let service = access::AccessService::new(
+        settings.shopify.clone(),
+        &settings.access,
+        settings.webhooks.client_secret.clone(),
+        executor,
+    )?;
+    let authenticator: Arc<dyn shopbridge_platform::grpc::Authenticator> =
+        Arc::new(verifier.clone());
+    parts.grpc = parts
+        .grpc
+        .add_service(ShopifyAccessServiceServer::with_interceptor(
+            service,
+            auth_interceptor(authenticator),
+        ));
+    Ok(parts.task("token-keys", move |cancel| {
+        verifier.refresh_periodically(TOKEN_KEYS_REFRESH, cancel)
+    }))
 }
 
 /// The command consumers, started per partition by the partition manager for the partitions this replica holds.
 fn command_consumers(
     runtime: &Runtime,
     settings: &Settings,
+    executor: Arc<executor::Executor>,
     parts: ServiceParts,
 ) -> anyhow::Result<ServiceParts> {
     let fence = leases::Leases::new(&settings.service.leases);
     let handler = Arc::new(commands::CommandHandler {
-        executor: Arc::new(executor(&settings.service)?),
+        executor,
         credentials: Arc::new(credentials::AuthCredentials::new(
             settings.service.auth.clone(),
         )?),

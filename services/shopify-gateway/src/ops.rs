@@ -48,6 +48,8 @@ pub struct Outcome {
     pub calls: usize,
     pub user_errors: Vec<Value>,
     pub failed_calls: Vec<(usize, CallError)>,
+    /// An all-or-nothing operation applied nothing (its problems say why), even if no call failed.
+    pub failed: bool,
 }
 
 impl Outcome {
@@ -301,4 +303,81 @@ pub async fn all_nodes(
             _ => return Ok(nodes),
         }
     }
+}
+
+/// One mutation whose payload is `payload_field { userErrors }`: any user error (or a failed call) fails it.
+async fn single_mutation(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    op: Operation,
+    payload_field: &str,
+) -> (Value, Outcome) {
+    let mut outcome = Outcome::default();
+    let result = executor.call(shop, lane, &op).await;
+    let data = result.as_ref().ok().cloned().unwrap_or(Value::Null);
+    outcome.absorb(0, result, payload_field);
+    outcome.failed = !outcome.user_errors.is_empty() || !outcome.failed_calls.is_empty();
+    (data, outcome)
+}
+
+fn invalid(field: &str, message: &str) -> Outcome {
+    Outcome {
+        user_errors: vec![json!({"code": "INVALID_REQUEST", "field": [field], "message": message})],
+        failed: true,
+        ..Default::default()
+    }
+}
+
+/// Adds `tags` to an order (tagsAdd keeps tags it already has once, so a repeat changes nothing).
+pub async fn tag_order(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    command_id: &str,
+    order_id: &str,
+    tags: &[String],
+) -> Outcome {
+    let tags: Vec<&str> = tags
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if !order_id.starts_with("gid://shopify/Order/") {
+        return invalid("order_id", "order_id must be an order GID (gid://shopify/Order/<id>)");
+    }
+    if tags.is_empty() {
+        return invalid("tags", "no tag to add");
+    }
+    let op = Operation {
+        document: documents::ORDER_TAG,
+        variables: json!({ "id": order_id, "tags": tags }),
+        expected_cost: MUTATION_COST,
+        idempotency_key: Some(format!("{command_id}:tags")),
+    };
+    single_mutation(executor, shop, lane, op, "tagsAdd").await.1
+}
+
+/// Closes an order; returns whether Shopify reports it closed.
+pub async fn close_order(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    command_id: &str,
+    order_id: &str,
+) -> (Option<bool>, Outcome) {
+    if !order_id.starts_with("gid://shopify/Order/") {
+        return (
+            None,
+            invalid("order_id", "order_id must be an order GID (gid://shopify/Order/<id>)"),
+        );
+    }
+    let op = Operation {
+        document: documents::ORDER_CLOSE,
+        variables: json!({ "input": { "id": order_id } }),
+        expected_cost: MUTATION_COST,
+        idempotency_key: Some(format!("{command_id}:close")),
+    };
+    let (data, outcome) = single_mutation(executor, shop, lane, op, "orderClose").await;
+    (data["orderClose"]["order"]["closed"].as_bool(), outcome)
 }

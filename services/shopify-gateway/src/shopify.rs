@@ -176,15 +176,26 @@ impl ShopifyHttp {
     }
 
     pub fn graphql_url(&self, shop: &str) -> String {
+        self.shop_url(
+            shop,
+            &format!("/admin/api/{}/graphql.json", self.settings.api_version),
+        )
+    }
+
+    /// `https://<shop><path>`, with the configured scheme and port (the simulator's in tests).
+    pub fn shop_url(&self, shop: &str, path: &str) -> String {
         let port = if self.settings.port == 0 {
             String::new()
         } else {
             format!(":{}", self.settings.port)
         };
-        format!(
-            "{}://{shop}{port}/admin/api/{}/graphql.json",
-            self.settings.scheme, self.settings.api_version
-        )
+        format!("{}://{shop}{port}{path}", self.settings.scheme)
+    }
+
+    /// The HTTP client for `shop` (pinned to `connect_to` when set), for Shopify endpoints other than GraphQL (the
+    /// OAuth token endpoint, see `access`).
+    pub(crate) fn client_for(&self, shop: &str) -> reqwest::Client {
+        self.client(shop)
     }
 
     /// Posts one document. The token goes in `X-Shopify-Access-Token` and nowhere else (never logged).

@@ -21,7 +21,8 @@ use shopbridge_proto::{
 use shopify_sim::{SimClient, SimConfig, Simulator};
 use tokio_util::sync::CancellationToken;
 
-/// Stands in for the gateway-backed verification auth will use (not built yet): accepts the store.
+/// Accepts the store without asking the gateway: this test is about commands (the gateway-backed verification is
+/// tested in shopify_connect.rs).
 struct AcceptingVerifier;
 
 impl ShopVerifier for AcceptingVerifier {

@@ -9,6 +9,7 @@ use shopbridge_auth::{
     MIGRATOR, SPEC, ServiceSettings, Settings,
     clients::{self, NewClient},
     domain::ShopDomain,
+    shop_access::{AccessError, AccessFuture, Grant, ShopifyAccess},
     shop_verifier::{ShopInfo, ShopVerifier, VerifyError, VerifyFuture},
 };
 use shopbridge_platform::testing::{TestDb, TestNats, service_settings};
@@ -55,6 +56,100 @@ impl ShopVerifier for FakeShopify {
     }
 }
 
+/// Stands in for shopify-gateway's code exchange and token refresh: grants `scopes` (as Shopify lists them) with a
+/// fresh token per call, expiring ones when asked; records every call (shop, secret presented).
+pub struct FakeAccess {
+    pub scopes: Mutex<Vec<String>>,
+    pub exchanges: Mutex<Vec<(String, String)>>,
+    pub refreshes: Mutex<Vec<(String, String)>>,
+    /// When set, refreshes are refused with this reason.
+    pub refuse_refresh: Mutex<Option<String>>,
+    counter: std::sync::atomic::AtomicU32,
+}
+
+impl Default for FakeAccess {
+    fn default() -> Self {
+        Self {
+            scopes: Mutex::new(
+                shopbridge_auth::config::DEFAULT_SCOPES
+                    .split(',')
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            exchanges: Mutex::default(),
+            refreshes: Mutex::default(),
+            refuse_refresh: Mutex::default(),
+            counter: Default::default(),
+        }
+    }
+}
+
+impl FakeAccess {
+    fn grant(&self, expiring: bool) -> Grant {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Grant {
+            access_token: SecretString::from(format!("shpat_granted_{n}")),
+            scopes: self.scopes.lock().unwrap().clone(),
+            expires_in: expiring.then(|| Duration::from_secs(3600)),
+            refresh_token: expiring.then(|| SecretString::from(format!("shprt_granted_{n}"))),
+            refresh_token_expires_in: expiring.then(|| Duration::from_secs(90 * 86_400)),
+        }
+    }
+}
+
+impl ShopifyAccess for FakeAccess {
+    fn exchange_code<'a>(
+        &'a self,
+        shop: &'a ShopDomain,
+        code: &'a SecretString,
+        expiring: bool,
+    ) -> AccessFuture<'a> {
+        self.exchanges
+            .lock()
+            .unwrap()
+            .push((shop.to_string(), code.expose_secret().to_string()));
+        Box::pin(async move { Ok(self.grant(expiring)) })
+    }
+
+    fn refresh_token<'a>(
+        &'a self,
+        shop: &'a ShopDomain,
+        refresh_token: &'a SecretString,
+    ) -> AccessFuture<'a> {
+        self.refreshes
+            .lock()
+            .unwrap()
+            .push((shop.to_string(), refresh_token.expose_secret().to_string()));
+        Box::pin(async move {
+            if let Some(reason) = self.refuse_refresh.lock().unwrap().clone() {
+                return Err(AccessError::Refused(reason));
+            }
+            Ok(self.grant(true))
+        })
+    }
+}
+
+/// The test app's OAuth client id and secret (`oauth_env`).
+pub const APP_CLIENT_ID: &str = "test-app-id";
+pub const APP_CLIENT_SECRET: &str = "test-app-secret";
+
+/// Key `k1`, the test app's OAuth credentials, and `extra`.
+pub fn oauth_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = env_with_keys(&[("k1", K1)], "k1");
+    env.push((
+        "SHOPBRIDGE__SERVICE__OAUTH__CLIENT_ID".into(),
+        APP_CLIENT_ID.into(),
+    ));
+    env.push((
+        "SHOPBRIDGE__SERVICE__OAUTH__CLIENT_SECRET".into(),
+        APP_CLIENT_SECRET.into(),
+    ));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
 pub fn env_with_keys(keys: &[(&str, &str)], active: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = keys
         .iter()
@@ -85,6 +180,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub nats: TestNats,
     pub shopify: Arc<FakeShopify>,
+    pub access: Arc<FakeAccess>,
     pub settings: Settings,
     cancel: CancellationToken,
     handle: JoinHandle<anyhow::Result<()>>,
@@ -98,32 +194,48 @@ impl TestApp {
 
     /// `fake_shopify == false` builds the service as deployed today (no gateway).
     pub async fn spawn_with(env: Vec<(String, String)>, fake_shopify: bool) -> Self {
+        let mode = if fake_shopify {
+            Mode::FakeShopify
+        } else {
+            Mode::AsConfigured
+        };
+        Self::spawn_mode(env, mode).await
+    }
+
+    /// The service with the fake Shopify and the fake gateway's code exchange and refresh (OAuth tests).
+    pub async fn spawn_oauth(env: Vec<(String, String)>) -> Self {
+        Self::spawn_mode(env, Mode::FakeShopifyAndAccess).await
+    }
+
+    async fn spawn_mode(env: Vec<(String, String)>, mode: Mode) -> Self {
         shopbridge_platform::telemetry::init_for_tests();
         let db = TestDb::new(&MIGRATOR).await;
         let nats = TestNats::new().await;
-        Self::start(db, nats, env, fake_shopify).await
+        Self::start(db, nats, env, mode).await
     }
 
-    async fn start(
-        db: TestDb,
-        nats: TestNats,
-        env: Vec<(String, String)>,
-        fake_shopify: bool,
-    ) -> Self {
+    async fn start(db: TestDb, nats: TestNats, env: Vec<(String, String)>, mode: Mode) -> Self {
         let env_refs: Vec<(&str, &str)> =
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let settings: Settings =
             service_settings::<ServiceSettings>(&SPEC, &db.url, &nats.namespace, &env_refs);
         let shopify = Arc::new(FakeShopify::default());
-        let app = if fake_shopify {
-            shopbridge_auth::build_with(settings.clone(), shopify.clone())
+        let access = Arc::new(FakeAccess::default());
+        let app = match mode {
+            Mode::FakeShopify => {
+                shopbridge_auth::build_with(settings.clone(), shopify.clone()).await
+            }
+            Mode::FakeShopifyAndAccess => {
+                shopbridge_auth::build_with_access(
+                    settings.clone(),
+                    shopify.clone(),
+                    access.clone(),
+                )
                 .await
-                .expect("build auth")
-        } else {
-            shopbridge_auth::build(settings.clone())
-                .await
-                .expect("build auth")
-        };
+            }
+            Mode::AsConfigured => shopbridge_auth::build(settings.clone()).await,
+        }
+        .expect("build auth");
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
         let cancel = CancellationToken::new();
@@ -134,6 +246,7 @@ impl TestApp {
             db,
             nats,
             shopify,
+            access,
             settings,
             cancel,
             handle,
@@ -144,7 +257,7 @@ impl TestApp {
     pub async fn restart_with(self, env: Vec<(String, String)>) -> Self {
         self.cancel.cancel();
         self.handle.await.unwrap().unwrap();
-        Self::start(self.db, self.nats, env, true).await
+        Self::start(self.db, self.nats, env, Mode::FakeShopify).await
     }
 
     pub async fn channel(&self) -> Channel {
@@ -265,6 +378,14 @@ impl TestApp {
         self.nats.cleanup().await;
         self.db.drop_db().await;
     }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// `build`: the gateway if configured, else none.
+    AsConfigured,
+    FakeShopify,
+    FakeShopifyAndAccess,
 }
 
 /// `message` with `authorization: Bearer <token>`.

@@ -4,6 +4,7 @@
 mod channels;
 mod credentials;
 mod helpers;
+mod oauth;
 mod scopes;
 mod secrets;
 mod tokens;

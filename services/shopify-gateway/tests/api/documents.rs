@@ -76,7 +76,7 @@ fn the_connection_counter_sees_nesting() {
 #[test]
 fn every_bulk_query_respects_shopifys_bulk_limits() {
     let bulk: Vec<_> = ALL.iter().filter(|d| d.kind == Kind::BulkQuery).collect();
-    assert_eq!(bulk.len(), 3);
+    assert_eq!(bulk.len(), 4, "the catalog's three stages and the orders read");
     for export in bulk {
         let (count, depth) = connections(export.text);
         assert!(count <= 5, "{}: {count} connections", export.name);
@@ -86,4 +86,26 @@ fn every_bulk_query_respects_shopifys_bulk_limits() {
             export.name
         );
     }
+}
+
+/// The orders bulk query is sent with its search bound in as a literal: what is sent must still be valid, with a
+/// search holding quotes and backslashes, and must obey the bulk limits.
+#[test]
+fn the_orders_bulk_query_with_its_search_bound_in_validates() {
+    let schema = Schema::parse_and_validate(ADMIN_SDL, "admin.graphql").expect("schema");
+    let search = r#"updated_at:>='2025-11-01T00:00:00Z' AND tag:"a \"b\" \\ c""#;
+    let text = shopbridge_gateway::orders::bulk_query(search);
+    let document = ExecutableDocument::parse_and_validate(&schema, &text, "orders_bulk_bound")
+        .unwrap_or_else(|e| panic!("{}\n{text}", e.errors));
+    let operation = document.operations.get(None).unwrap();
+    assert!(operation.variables.is_empty(), "bulk queries take no variables");
+    let (count, depth) = connections(&text);
+    assert!(count <= 5 && depth <= 2, "{count} connections, depth {depth}");
+    let orders = operation
+        .selection_set
+        .fields()
+        .find(|f| f.name == "orders")
+        .unwrap();
+    let query = orders.argument_by_name("query").unwrap();
+    assert_eq!(query.as_str(), Some(search), "the literal reads back as the search");
 }
