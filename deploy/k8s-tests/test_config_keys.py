@@ -173,7 +173,8 @@ def secret_env_keys(rendered: dict[str, str], service: str) -> set[str]:
 
 def test_the_shopify_and_encryption_secrets_come_from_secrets() -> None:
     rendered = render({})
-    assert secret_env_keys(rendered, "auth") == {"database.url", "service.encryption_keys.k1"}
+    assert secret_env_keys(rendered, "auth") == {"database.url", "service.encryption_keys.k1",
+                                                 "service.oauth.client_secret"}
     assert secret_env_keys(rendered, "gateway") == {"database.url", "service.webhooks.client_secret",
                                                     "service.webhooks.previous_client_secret",
                                                     "service.auth.client_secret"}

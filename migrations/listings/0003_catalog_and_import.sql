@@ -83,8 +83,8 @@ CREATE TABLE shopify_links (
 );
 
 -- One Import Listings run: the settings it started with (a change mid-run does not mix two behaviours), where it is
--- (exporting: waiting for the gateway's batches and result; applying: batches applied in seq order, applied_seq the
--- last one committed; finished), its counters and its report sequence (RunProgress.seq).
+-- (exporting: waiting for the gateway's batches and result; applying: its batches being applied, each once, by any
+-- number of workers; finished), its counters and its report sequence (RunProgress.seq).
 CREATE TABLE import_runs (
     run_id             UUID PRIMARY KEY,
     tenant_id          UUID NOT NULL,
@@ -98,7 +98,7 @@ CREATE TABLE import_runs (
     result_status      TEXT,                         -- the gateway's CommandResult status, once it came
     result_at          TIMESTAMPTZ,
     total_batches      INT,
-    applied_seq        INT NOT NULL DEFAULT 0,
+    applied_batches    INT NOT NULL DEFAULT 0,
     total_variants     BIGINT NOT NULL DEFAULT 0,
     processed          BIGINT NOT NULL DEFAULT 0,
     created            BIGINT NOT NULL DEFAULT 0,
@@ -123,8 +123,10 @@ CREATE TABLE import_batches (
     total_batches INT NOT NULL,                      -- 0 where the gateway did not say
     variants      INT NOT NULL,
     payload       BYTEA NOT NULL,                    -- the CatalogBatch, protobuf
+    applied_at    TIMESTAMPTZ,                       -- set in the transaction that applied it
     PRIMARY KEY (run_id, seq)
 );
+CREATE INDEX import_batches_unapplied ON import_batches (run_id, seq) WHERE applied_at IS NULL;
 
 -- Every master SKU value of a run and the Shopify variant holding it: two holders make a duplicate.
 CREATE TABLE import_claims (

@@ -80,7 +80,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         "EVENTS",
         "listings-gateway",
         import::handlers::GatewayHandler { wake: wake.clone() },
-        runtime.consumer.clone(),
+        shopbridge_platform::config::ConsumerSettings {
+            concurrency: service.import.batch_consumer_concurrency,
+            batch_size: service.import.batch_consumer_batch_size,
+            ..runtime.consumer.clone()
+        },
     );
     let applier = import::applier::Applier::new(pool, wake, service.import.clone());
     let refresh_every = service.auth_keys_refresh();

@@ -21,8 +21,14 @@ pub struct ServiceSettings {
 pub struct ImportTuning {
     /// How often the applier looks for runs to apply (it is also woken at once by this process's consumers).
     pub poll_interval_ms: u64,
-    /// Runs applied at once by this process (each run's batches are applied one after the other).
+    /// Runs applied at once by this process.
     pub max_concurrent_runs: usize,
+    /// Batches of one run applied at once by this process (each in its own transaction).
+    pub apply_workers: usize,
+    /// The consumer of catalog batches: batches handled at once, and per transaction. Batches are large (up to 250
+    /// products each), so fewer are held in memory than the service-wide `[consumer]` settings allow.
+    pub batch_consumer_concurrency: usize,
+    pub batch_consumer_batch_size: usize,
     /// How long after a successful export result with no batch at all the run is taken as an empty catalog.
     pub empty_export_grace_ms: u64,
     /// A run still waiting for the gateway after this long fails (the gateway never answered).

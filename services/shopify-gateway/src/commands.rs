@@ -454,10 +454,11 @@ impl CommandHandler {
                     ops::close_order(&self.executor, shop, lane, &command.command_id, order_id)
                         .await;
                 if let Some(closed) = closed {
-                    result.result = Some(pb::command_result::Result::OrderClosed(pb::OrderClosed {
-                        order_id: order_id.to_string(),
-                        closed,
-                    }));
+                    result.result =
+                        Some(pb::command_result::Result::OrderClosed(pb::OrderClosed {
+                            order_id: order_id.to_string(),
+                            closed,
+                        }));
                 }
                 outcome
             }
@@ -615,5 +616,54 @@ impl Handler for CommandHandler {
             .map_err(|e| HandlerError::Retry(e.into()))?;
         tracing::info!(command_id = %command.command_id, status = status.as_str_name(), calls = result.calls, "command done");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command() -> pb::Command {
+        pb::Command {
+            command_id: "c1".into(),
+            shop_domain: "s.myshopify.com".into(),
+            ..Default::default()
+        }
+    }
+
+    fn order(i: usize, note_bytes: usize) -> pb::Order {
+        pb::Order {
+            id: format!("gid://shopify/Order/{i}"),
+            note: "x".repeat(note_bytes),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn order_pages_hold_at_most_250_orders_numbered_in_order() {
+        let pages = order_pages(&command(), (0..600).map(|i| order(i, 10)).collect());
+        let sizes: Vec<usize> = pages.iter().map(|p| p.orders.len()).collect();
+        assert_eq!(sizes, vec![250, 250, 100]);
+        assert!(
+            pages
+                .iter()
+                .enumerate()
+                .all(|(i, p)| p.seq == i as u32 + 1 && p.total_pages == 3 && p.command_id == "c1")
+        );
+        assert_eq!(pages[2].orders[99].id, "gid://shopify/Order/599");
+        assert!(order_pages(&command(), Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn big_orders_are_cut_into_pages_under_the_byte_limit() {
+        use prost::Message;
+        let pages = order_pages(&command(), (0..10).map(|i| order(i, 200_000)).collect());
+        assert_eq!(pages.len(), 5);
+        assert!(
+            pages
+                .iter()
+                .all(|p| p.encoded_len() < ORDER_PAGE_BYTES + 1024)
+        );
+        assert_eq!(pages.iter().map(|p| p.orders.len()).sum::<usize>(), 10);
     }
 }

@@ -258,7 +258,11 @@ fn is_gid(id: &str, kind: &str) -> bool {
 /// Problems with the tracking that Shopify would refuse as a whole request (its `url` is a URL scalar).
 pub fn tracking_problems(tracking: Option<&pb::Tracking>) -> Vec<Value> {
     match tracking {
-        Some(t) if !t.url.is_empty() && !t.url.starts_with("https://") && !t.url.starts_with("http://") => {
+        Some(t)
+            if !t.url.is_empty()
+                && !t.url.starts_with("https://")
+                && !t.url.starts_with("http://") =>
+        {
             vec![problem(
                 "INVALID_REQUEST",
                 &["tracking", "url"],
@@ -431,7 +435,10 @@ pub async fn create(
         }
     };
     let payload = &data["fulfillmentCreate"];
-    let errors = payload["userErrors"].as_array().cloned().unwrap_or_default();
+    let errors = payload["userErrors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let fulfillment = &payload["fulfillment"];
     if !errors.is_empty() || !fulfillment.is_object() {
         outcome.user_errors.extend(errors);
@@ -642,7 +649,10 @@ pub async fn update_tracking(
         }
     };
     let payload = &data["fulfillmentTrackingInfoUpdate"];
-    let errors = payload["userErrors"].as_array().cloned().unwrap_or_default();
+    let errors = payload["userErrors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if !errors.is_empty() || !payload["fulfillment"].is_object() {
         outcome.user_errors = errors;
         outcome.failed = true;
@@ -684,7 +694,10 @@ mod tests {
     }
 
     fn codes(problems: &[Value]) -> Vec<&str> {
-        problems.iter().map(|p| p["code"].as_str().unwrap()).collect()
+        problems
+            .iter()
+            .map(|p| p["code"].as_str().unwrap())
+            .collect()
     }
 
     #[test]

@@ -344,7 +344,10 @@ pub async fn tag_order(
         .filter(|t| !t.is_empty())
         .collect();
     if !order_id.starts_with("gid://shopify/Order/") {
-        return invalid("order_id", "order_id must be an order GID (gid://shopify/Order/<id>)");
+        return invalid(
+            "order_id",
+            "order_id must be an order GID (gid://shopify/Order/<id>)",
+        );
     }
     if tags.is_empty() {
         return invalid("tags", "no tag to add");
@@ -369,7 +372,10 @@ pub async fn close_order(
     if !order_id.starts_with("gid://shopify/Order/") {
         return (
             None,
-            invalid("order_id", "order_id must be an order GID (gid://shopify/Order/<id>)"),
+            invalid(
+                "order_id",
+                "order_id must be an order GID (gid://shopify/Order/<id>)",
+            ),
         );
     }
     let op = Operation {

@@ -144,7 +144,11 @@ pub fn bulk_query(search: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         .replacen("query OrdersBulk($query: String)", "query OrdersBulk", 1)
-        .replacen("orders(query: $query,", &format!("orders(query: {literal},"), 1);
+        .replacen(
+            "orders(query: $query,",
+            &format!("orders(query: {literal},"),
+            1,
+        );
     debug_assert!(!text.contains("$query"), "orders_bulk changed shape");
     text
 }

@@ -119,7 +119,10 @@ pub async fn register(
         match executor.call(shop, lane, &op).await {
             Ok(data) => {
                 let payload = &data["webhookSubscriptionCreate"];
-                let errors = payload["userErrors"].as_array().cloned().unwrap_or_default();
+                let errors = payload["userErrors"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 if payload["webhookSubscription"].is_object() {
                     registered
                         .subscriptions
@@ -148,7 +151,10 @@ mod tests {
 
     #[test]
     fn topics_are_accepted_as_enum_or_header_names() {
-        assert_eq!(topic_enum("orders/create").as_deref(), Some("ORDERS_CREATE"));
+        assert_eq!(
+            topic_enum("orders/create").as_deref(),
+            Some("ORDERS_CREATE")
+        );
         assert_eq!(
             topic_enum("BULK_OPERATIONS_FINISH").as_deref(),
             Some("BULK_OPERATIONS_FINISH")

@@ -302,20 +302,34 @@ pub async fn variants_by_sku(
         .collect())
 }
 
-/// The parent data of listings and the highest position of their variants (new variants go after it).
-pub async fn parents(
+/// A listing an import may change, as much of it as the import needs.
+#[derive(Debug, Clone)]
+pub struct ListingToChange {
+    pub parent: ParentData,
+    /// The highest position of its variants (new variants go after it).
+    pub last_position: i32,
+    /// Its first variant (by position): the one whose Shopify product its parent data follows.
+    pub first_variant: Option<Uuid>,
+}
+
+/// Listings an import batch may change, locked until the batch commits: in id order, so batches applied at once
+/// that touch the same listings take turns instead of deadlocking, and each sees what the one before wrote.
+pub async fn listings_to_change(
     db: &mut PgConnection,
     tenant: Uuid,
     ids: &[Uuid],
-) -> sqlx::Result<HashMap<Uuid, (ParentData, i32)>> {
+) -> sqlx::Result<HashMap<Uuid, ListingToChange>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let rows = sqlx::query(
         "SELECT l.id, l.title, l.description_html, l.brand, l.product_type, l.tags, l.options, l.images,
                 l.custom_fields,
-                COALESCE((SELECT max(v.position) FROM variants v WHERE v.listing_id = l.id), 0) AS max_position
-         FROM listings l WHERE l.tenant_id = $1 AND l.id = ANY($2)",
+                COALESCE((SELECT max(v.position) FROM variants v WHERE v.listing_id = l.id), 0) AS last_position,
+                (SELECT v.id FROM variants v WHERE v.listing_id = l.id ORDER BY v.position, v.id LIMIT 1)
+                    AS first_variant
+         FROM listings l WHERE l.tenant_id = $1 AND l.id = ANY($2)
+         ORDER BY l.id FOR UPDATE OF l",
     )
     .bind(tenant)
     .bind(ids)
@@ -323,7 +337,16 @@ pub async fn parents(
     .await?;
     Ok(rows
         .iter()
-        .map(|row| (row.get("id"), (parent(row), row.get("max_position"))))
+        .map(|row| {
+            (
+                row.get("id"),
+                ListingToChange {
+                    parent: parent(row),
+                    last_position: row.get("last_position"),
+                    first_variant: row.get("first_variant"),
+                },
+            )
+        })
         .collect())
 }
 

@@ -1,7 +1,8 @@
-//! The applier: a task of the service that moves complete exports to applying and applies their batches, one run per
-//! task (up to `service.import.max_concurrent_runs`), batch after batch, each in its own transaction
-//! ([`super::apply`]). It wakes when this process's consumers stage something and polls for the rest (other
-//! replicas, restarts: a run a dead process was applying is picked up from its last committed batch).
+//! The applier: a task of the service that moves complete exports to applying and applies their batches, one task
+//! per run (up to `service.import.max_concurrent_runs`) with `service.import.apply_workers` workers, each applying
+//! one batch after another in its own transaction ([`super::apply`]). It wakes when this process's consumers stage
+//! something and polls for the rest (other replicas, restarts: the batches a dead process did not commit are
+//! applied by whoever comes next).
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -58,7 +59,7 @@ impl Applier {
                                 self.pool.clone(),
                                 run_id,
                                 cancel.clone(),
-                                self.tuning.max_batch_attempts,
+                                self.tuning.clone(),
                             ));
                         }
                     }
@@ -82,19 +83,34 @@ impl Applier {
     }
 }
 
-/// Applies a run's batches to the end, retrying a failing batch with backoff; after `max_attempts` failures of one
-/// batch the run fails (what was applied stays; a new run picks the rest up).
+/// Applies a run's batches with `apply_workers` workers until none is left.
 async fn apply_run(
     pool: PgPool,
     run_id: Uuid,
     cancel: CancellationToken,
-    max_attempts: u32,
+    tuning: ImportTuning,
 ) -> Uuid {
+    let mut workers = JoinSet::new();
+    for _ in 0..tuning.apply_workers.max(1) {
+        workers.spawn(worker(
+            pool.clone(),
+            run_id,
+            cancel.clone(),
+            tuning.max_batch_attempts,
+        ));
+    }
+    while workers.join_next().await.is_some() {}
+    run_id
+}
+
+/// Applies batches of the run one after the other until none is left for it, retrying a failing batch with backoff;
+/// after `max_attempts` failures in a row the run fails (what was applied stays; a new run picks the rest up).
+async fn worker(pool: PgPool, run_id: Uuid, cancel: CancellationToken, max_attempts: u32) {
     let mut failures = 0u32;
     while !cancel.is_cancelled() {
         match apply::apply_next(&pool, run_id).await {
             Ok(Step::Applied) => failures = 0,
-            Ok(Step::Done) => break,
+            Ok(Step::Busy | Step::Done) => break,
             Err(e) => {
                 failures += 1;
                 tracing::warn!(%run_id, attempt = failures, error = %format!("{e:#}"), "applying a batch failed");
@@ -112,16 +128,19 @@ async fn apply_run(
             }
         }
     }
-    run_id
 }
 
 async fn give_up(pool: &PgPool, run_id: Uuid) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
+    runs::exclusive(&mut tx, run_id).await?;
     if let Some(run) = runs::lock(&mut tx, run_id).await?
         && run.state == State::Applying
     {
-        let problem =
-            problems::apply_failed(&run.reference.channel_id.to_string(), run.applied_seq + 1);
+        let problem = problems::apply_failed(
+            &run.reference.channel_id.to_string(),
+            run.applied_batches,
+            run.total_batches,
+        );
         let error = problem.message.clone();
         runs::finish(
             &mut tx,

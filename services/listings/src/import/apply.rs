@@ -1,7 +1,10 @@
-//! Applies the next staged batch of a run in one transaction: the run row locked, what the catalog holds for the
-//! batch's SKUs read, the plan made ([`super::matching`]), the writes, the run's counters and next seq, and its
-//! reports (RunLogged, RunProgress) through the outbox. A crash anywhere rolls the batch back whole, and the next
-//! attempt (this process or another replica) starts from the same seq: a batch is applied exactly once.
+//! Applies one staged batch of a run in one transaction: the batch claimed (`FOR UPDATE SKIP LOCKED`, so several
+//! workers apply different batches at once), what the catalog holds for its SKUs read (the listings it may change
+//! locked, in id order), the plan made ([`super::matching`]), the writes, the batch marked applied, and the run's
+//! counters and reports (RunLogged, RunProgress) through the outbox. A crash anywhere rolls the batch back whole and
+//! leaves it to the next worker: each batch is applied exactly once. The matching rules do not depend on the order
+//! batches are applied in (duplicates are known for the whole export; a listing's parent data follows one product).
+//! When no batch is left, the run is finished under the run's exclusive lock, after the last batch committed.
 
 use std::collections::HashMap;
 
@@ -21,36 +24,34 @@ use crate::catalog::{read, write};
 pub enum Step {
     /// A batch was applied; there may be more.
     Applied,
+    /// Every batch left is being applied by another worker.
+    Busy,
     /// The run is finished (now or before), or is not being applied (cancelled, gone).
     Done,
 }
 
 pub async fn apply_next(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Step> {
     let mut tx = pool.begin().await?;
-    let Some(run) = runs::lock(&mut tx, run_id).await? else {
+    runs::shared(&mut tx, run_id).await?;
+    let Some(run) = runs::read(&mut tx, run_id).await? else {
         return Ok(Step::Done);
     };
     if run.state != State::Applying {
         return Ok(Step::Done);
     }
-    let seq = run.applied_seq + 1;
-    if seq > run.total_batches {
-        let outcome = if run.counters.failed > 0 {
-            pb::Outcome::Partial
-        } else {
-            pb::Outcome::Succeeded
-        };
-        runs::finish(&mut tx, &run.reference, outcome, "", Vec::new()).await?;
-        tx.commit().await?;
-        return Ok(Step::Done);
-    }
-    let payload: Vec<u8> =
-        sqlx::query_scalar("SELECT payload FROM import_batches WHERE run_id = $1 AND seq = $2")
-            .bind(run_id)
-            .bind(seq)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("batch {seq} of run {run_id} is not staged"))?;
+    let claimed = sqlx::query(
+        "SELECT seq, payload FROM import_batches WHERE run_id = $1 AND applied_at IS NULL
+         ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(run_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(claimed) = claimed else {
+        tx.rollback().await?;
+        return finish_if_complete(pool, run_id).await;
+    };
+    let seq: i32 = claimed.get("seq");
+    let payload: Vec<u8> = claimed.get("payload");
     let batch = gw::CatalogBatch::decode(payload.as_slice())
         .map_err(|e| anyhow::anyhow!("staged batch {seq} of run {run_id} does not decode: {e}"))?;
     let started = std::time::Instant::now();
@@ -58,8 +59,19 @@ pub async fn apply_next(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Step> {
     let planned = started.elapsed();
     write_plan(&mut tx, &run, &plan).await?;
     let written = started.elapsed();
+    sqlx::query("UPDATE import_batches SET applied_at = now() WHERE run_id = $1 AND seq = $2")
+        .bind(run_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
     let counters = plan.counters;
-    runs::applied(&mut tx, &run, seq, &counters, plan.problems).await?;
+    if runs::applied(&mut tx, &run.reference, &counters, plan.problems)
+        .await?
+        .is_none()
+    {
+        tx.rollback().await?;
+        return Ok(Step::Done);
+    }
     tx.commit().await?;
     metrics::counter!("listings_import_variants_total").increment(counters.processed);
     metrics::histogram!("listings_import_batch_seconds").record(started.elapsed().as_secs_f64());
@@ -68,6 +80,36 @@ pub async fn apply_next(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Step> {
         write_ms = (written - planned).as_millis() as u64, total_ms = started.elapsed().as_millis() as u64,
         "batch applied");
     Ok(Step::Applied)
+}
+
+/// Finishes the run once every batch is applied and committed (the exclusive lock waits for the others).
+async fn finish_if_complete(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Step> {
+    let mut tx = pool.begin().await?;
+    runs::exclusive(&mut tx, run_id).await?;
+    let Some(run) = runs::lock(&mut tx, run_id).await? else {
+        return Ok(Step::Done);
+    };
+    if run.state != State::Applying {
+        return Ok(Step::Done);
+    }
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM import_batches WHERE run_id = $1 AND applied_at IS NULL",
+    )
+    .bind(run_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if left > 0 {
+        // Claimed by a worker whose transaction is still open, or rolled back after a failure: not finished.
+        return Ok(Step::Busy);
+    }
+    let outcome = if run.counters.failed > 0 {
+        pb::Outcome::Partial
+    } else {
+        pb::Outcome::Succeeded
+    };
+    runs::finish(&mut tx, &run.reference, outcome, "", Vec::new()).await?;
+    tx.commit().await?;
+    Ok(Step::Done)
 }
 
 /// Reads what the catalog holds for the batch and plans it.
@@ -98,11 +140,11 @@ async fn plan(
     let mut listing_ids: Vec<Uuid> = matched.values().map(|m| m.listing_id).collect();
     listing_ids.sort();
     listing_ids.dedup();
-    let parents = read::parents(tx, tenant, &listing_ids).await?;
+    let listings = read::listings_to_change(tx, tenant, &listing_ids).await?;
     let known = Known {
         duplicates,
         matched,
-        parents,
+        listings,
     };
     Ok(matching::plan(&run.context, products, &known, Uuid::now_v7))
 }

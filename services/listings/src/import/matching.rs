@@ -9,18 +9,18 @@
 //!   Links made by earlier runs are left as they are. Duplicates are counted over the whole export, so the outcome
 //!   does not depend on which batch comes first;
 //! - a catalog variant with that SKU: linked to the Shopify variant on the channel; in CREATE_AND_OVERWRITE its
-//!   imported fields, its quantities and its listing's parent data are updated from Shopify, in CREATE_ONLY it is
-//!   left as it is;
+//!   imported fields and its quantities are updated from Shopify, and so is its listing's parent data when it is the
+//!   listing's first variant (a listing's parent follows the Shopify product of its first variant: one product, so
+//!   the result does not depend on the order batches are applied in); in CREATE_ONLY it is left as it is;
 //! - no catalog variant: created. If another variant of the same Shopify product matched, in the listing of the first
 //!   one that did (Shopify's variant order), after its variants; otherwise in a new listing made from the product,
 //!   paused when "pause new listings" is on, and marked as created by the run.
 //!
 //! A product over the limits below is not imported at all (`PRODUCT_OVER_LIMITS`, each variant counted failed).
 //!
-//! Counters (per Shopify variant): `created`; `linked` (matched a catalog variant), of which `updated` (something
-//! changed) or `skipped` (left as it was: CREATE_ONLY, or nothing differed); `failed` (logged). `processed` is
-//! created + linked + failed. When one listing's variants come from several Shopify products, in
-//! CREATE_AND_OVERWRITE its parent data is that of the last of those products in export order.
+//! Counters (per Shopify variant): `created`; `linked` (matched a catalog variant), of which `updated` (its data or
+//! its listing's changed) or `skipped` (left as it was: CREATE_ONLY, or nothing differed); `failed` (logged).
+//! `processed` is created + linked + failed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -34,7 +34,7 @@ use crate::{
             ImageRef, ImportedVariant, LinkTarget, ListingStatus, NameValue, NewListing,
             NewVariant, OptionDef, ParentData, Quantity, VariantData, Weight, WeightUnit,
         },
-        read::MatchedVariant,
+        read::{ListingToChange, MatchedVariant},
     },
     import_settings::{ImportMode, MasterSkuField},
 };
@@ -86,8 +86,8 @@ pub struct Known {
     pub duplicates: HashMap<String, u64>,
     /// Catalog variants by SKU.
     pub matched: HashMap<String, MatchedVariant>,
-    /// Parent data of the matched variants' listings, with their highest variant position.
-    pub parents: HashMap<Uuid, (ParentData, i32)>,
+    /// The matched variants' listings.
+    pub listings: HashMap<Uuid, ListingToChange>,
 }
 
 /// The writes of one batch.
@@ -304,8 +304,24 @@ pub fn plan(
         }
         let parent = parent_data(product);
 
-        // Matched: linked; in CREATE_AND_OVERWRITE updated from Shopify.
+        // Matched: linked; in CREATE_AND_OVERWRITE updated from Shopify, the parent data of the listings whose first
+        // variant is one of them included.
         let mut parents_changed: HashSet<Uuid> = HashSet::new();
+        if run.mode == ImportMode::CreateAndOverwrite {
+            for (_, existing) in &matched {
+                let first = known
+                    .listings
+                    .get(&existing.listing_id)
+                    .and_then(|l| l.first_variant);
+                if first == Some(existing.id)
+                    && let Some(working) = working(&mut listings, known, existing.listing_id)
+                    && working.current != parent
+                {
+                    working.current = parent.clone();
+                    parents_changed.insert(existing.listing_id);
+                }
+            }
+        }
         for (variant, existing) in &matched {
             plan.counters.linked += 1;
             let target = link_target(product, variant);
@@ -326,12 +342,6 @@ pub fn plan(
             if new_quantities != existing.quantities {
                 plan.quantity_updates.push((existing.id, new_quantities));
                 changed = true;
-            }
-            if let Some(working) = working(&mut listings, known, existing.listing_id)
-                && working.current != parent
-            {
-                working.current = parent.clone();
-                parents_changed.insert(existing.listing_id);
             }
             if changed || parents_changed.contains(&existing.listing_id) {
                 plan.counters.updated += 1;
@@ -424,11 +434,11 @@ fn working<'a>(
     match listings.entry(id) {
         std::collections::hash_map::Entry::Occupied(entry) => Some(entry.into_mut()),
         std::collections::hash_map::Entry::Vacant(entry) => {
-            let (parent, last_position) = known.parents.get(&id)?;
+            let listing = known.listings.get(&id)?;
             Some(entry.insert(Working {
-                original: parent.clone(),
-                current: parent.clone(),
-                last_position: *last_position,
+                original: listing.parent.clone(),
+                current: listing.parent.clone(),
+                last_position: listing.last_position,
                 is_new: false,
             }))
         }

@@ -176,13 +176,14 @@ pub fn export_timeout(channel: &str, waited: std::time::Duration) -> Problem {
     }
 }
 
-pub fn apply_failed(channel: &str, seq: i32) -> Problem {
+pub fn apply_failed(channel: &str, applied: i32, total: i32) -> Problem {
     Problem {
-        key: format!("{APPLY_FAILED}:{seq}"),
+        key: APPLY_FAILED.into(),
         level: pb::LogLevel::Error,
         code: APPLY_FAILED,
         message: format!(
-            "Part {seq} of the catalog could not be saved after several attempts; the import stopped there."
+            "Part of the catalog could not be saved after several attempts; the import stopped after {applied} of \
+             {total} parts."
         ),
         entity: channel_entity(channel),
         action: "Run the import again: what was imported stays, and the rest is picked up. If it keeps failing, \

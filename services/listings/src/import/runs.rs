@@ -7,8 +7,10 @@
 //!                       └──────────────────────────> finished <─────────────────────┘
 //! ```
 //!
-//! A row is locked (`FOR UPDATE`) by whoever changes its state, so a cancellation waits for the batch being applied
-//! and then finds the run's true counters; a finished run stays finished.
+//! Whoever changes a run's state locks its row (`FOR UPDATE`). Batches are applied by several workers at once, each
+//! batch transaction holding the run's advisory lock in shared mode ([`shared`]); ending a run that is applying takes
+//! it exclusively ([`exclusive`]), so a cancellation waits for the batches being applied and then reports the run's
+//! true counters, and no batch is applied after a run finished. A finished run stays finished.
 
 use std::time::Duration;
 
@@ -57,7 +59,7 @@ pub struct Run {
     pub reference: RunRef,
     pub context: RunContext,
     pub state: State,
-    pub applied_seq: i32,
+    pub applied_batches: i32,
     pub total_batches: i32,
     pub total_variants: u64,
     pub counters: Counters,
@@ -77,7 +79,7 @@ fn counters(row: &PgRow) -> Counters {
 }
 
 const RUN_COLUMNS: &str = "run_id, tenant_id, channel_id, mode, master_sku_field, pause_new_listings, state, \
-     applied_seq, total_batches, total_variants, processed, created, linked, updated, skipped, failed, report_seq";
+     applied_batches, total_batches, total_variants, processed, created, linked, updated, skipped, failed, report_seq";
 
 fn run(row: &PgRow) -> Run {
     let run_id: Uuid = row.get("run_id");
@@ -95,7 +97,7 @@ fn run(row: &PgRow) -> Run {
             pause_new_listings: row.get("pause_new_listings"),
         },
         state: State::parse(row.get("state")),
-        applied_seq: row.get("applied_seq"),
+        applied_batches: row.get("applied_batches"),
         total_batches: row.get::<Option<i32>, _>("total_batches").unwrap_or(0),
         total_variants: row.get::<i64, _>("total_variants").max(0) as u64,
         counters: counters(row),
@@ -112,6 +114,41 @@ pub async fn lock(tx: &mut Tx<'_>, run_id: Uuid) -> sqlx::Result<Option<Run>> {
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.as_ref().map(run))
+}
+
+/// The run as committed, not locked.
+pub async fn read(tx: &mut Tx<'_>, run_id: Uuid) -> sqlx::Result<Option<Run>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM import_runs WHERE run_id = $1"
+    )))
+    .bind(run_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.as_ref().map(run))
+}
+
+const ADVISORY_KEY: &str = "SELECT hashtextextended('listings-import-run:' || $1::text, 0)";
+
+/// Held by every batch transaction of the run, until it ends.
+pub async fn shared(tx: &mut Tx<'_>, run_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_xact_lock_shared(({ADVISORY_KEY}))"
+    )))
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Waits for the run's batch transactions to end and keeps new ones out until this transaction ends.
+pub async fn exclusive(tx: &mut Tx<'_>, run_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_xact_lock(({ADVISORY_KEY}))"
+    )))
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// What a RunRequested for Import Listings asks.
@@ -281,6 +318,7 @@ async fn delete_staged(tx: &mut Tx<'_>, run_id: Uuid) -> sqlx::Result<()> {
 /// RunCancelRequested: an unfinished run finishes CANCELLED (after the batch being applied, whose lock it waits
 /// for); a run not seen yet is recorded as cancelled, so its request, if it comes later, starts nothing.
 pub async fn cancel(tx: &mut Tx<'_>, run: &RunRef) -> sqlx::Result<()> {
+    exclusive(tx, run.run_id).await?;
     for _ in 0..2 {
         match lock(tx, run.run_id).await? {
             Some(existing) if existing.reference.tenant_id != run.tenant_id => {
@@ -505,40 +543,50 @@ pub async fn applying(pool: &PgPool) -> sqlx::Result<Vec<Uuid>> {
     .await
 }
 
-/// Records an applied batch: the run's counters, the next seq, and its reports.
+/// Records an applied batch in its transaction: adds its counters to the run's and reports them. None when the run
+/// is no longer being applied (the caller rolls the batch back). Concurrent batches take turns on the run's row
+/// here, at the end of their transactions, so reports go out in the order of their seq.
 pub async fn applied(
     tx: &mut Tx<'_>,
-    run: &Run,
-    seq: i32,
+    run: &RunRef,
     batch_counters: &Counters,
     problems: Vec<Problem>,
-) -> sqlx::Result<()> {
-    let mut total = run.counters;
-    total.add(batch_counters);
-    sqlx::query(
-        "UPDATE import_runs SET applied_seq = $2, processed = $3, created = $4, linked = $5, updated = $6,
-                skipped = $7, failed = $8
-         WHERE run_id = $1",
+) -> sqlx::Result<Option<()>> {
+    let c = batch_counters;
+    let row = sqlx::query(
+        "UPDATE import_runs SET applied_batches = applied_batches + 1, processed = processed + $2,
+                created = created + $3, linked = linked + $4, updated = updated + $5, skipped = skipped + $6,
+                failed = failed + $7, report_seq = report_seq + 1
+         WHERE run_id = $1 AND state = 'applying'
+         RETURNING applied_batches, total_batches, total_variants, report_seq,
+                   processed, created, linked, updated, skipped, failed",
     )
-    .bind(run.reference.run_id)
-    .bind(seq)
-    .bind(total.processed as i64)
-    .bind(total.created as i64)
-    .bind(total.linked as i64)
-    .bind(total.updated as i64)
-    .bind(total.skipped as i64)
-    .bind(total.failed as i64)
-    .execute(&mut **tx)
+    .bind(run.run_id)
+    .bind(c.processed as i64)
+    .bind(c.created as i64)
+    .bind(c.linked as i64)
+    .bind(c.updated as i64)
+    .bind(c.skipped as i64)
+    .bind(c.failed as i64)
+    .fetch_optional(&mut **tx)
     .await?;
-    reports::logged(tx, &run.reference, problems).await?;
-    report_progress(
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let total = counters(&row);
+    let applied: i32 = row.get("applied_batches");
+    let batches: Option<i32> = row.get("total_batches");
+    reports::logged(tx, run, problems).await?;
+    reports::progress(
         tx,
-        &run.reference,
+        run,
+        row.get::<i64, _>("report_seq").max(0) as u64,
         &total,
-        run.total_variants,
-        &format!("applied batch {seq} of {}", run.total_batches),
+        row.get::<i64, _>("total_variants").max(0) as u64,
+        format!("applied {applied} of {} batches", batches.unwrap_or(0)),
     )
-    .await
+    .await?;
+    Ok(Some(()))
 }
 
 /// Fails runs whose export never completed, and deletes what late batches left of finished runs.

@@ -133,7 +133,8 @@ async fn bulk_rows(db: &TestDb) -> Vec<(String, String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_killed_mid_export_resumes_the_same_bulk_operation_and_publishes_each_product_once() {
+async fn a_gateway_killed_mid_export_resumes_the_same_bulk_operation_and_publishes_each_product_once()
+ {
     shopbridge_platform::telemetry::init_for_tests();
     let sim = Simulator::start_on(SimConfig::default(), "127.0.0.1:0")
         .await
@@ -149,14 +150,15 @@ async fn a_gateway_killed_mid_export_resumes_the_same_bulk_operation_and_publish
     };
     client.seed(SHOP, &seed).await.unwrap();
     let tokens = HashMap::from([(SHOP.to_string(), SecretString::from(token))]);
-    // Shopify takes 3 s to start each bulk query: the first instance is polling when it dies.
+    // Shopify takes 1.5 s to start each bulk query: the first instance is polling when it dies.
     let faults: shopify_sim::FaultConfig =
-        serde_json::from_value(serde_json::json!({"bulk_delay_ms": 3000, "shops": [SHOP]})).unwrap();
+        serde_json::from_value(serde_json::json!({"bulk_delay_ms": 1500, "shops": [SHOP]}))
+            .unwrap();
     client.set_faults(&faults).await.unwrap();
 
     let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
     let nats = TestNats::new().await;
-    // Leases expire after 3 s and unacknowledged commands come back after 5 s (deployed: 15 s and 60 s).
+    // Leases expire after 3 s and unacknowledged commands come back after 3 s (deployed: 15 s and 60 s).
     let bucket = nats.namespace.resource("gateway-leases");
     nats.js
         .update_key_value(kv::Config {
@@ -170,7 +172,7 @@ async fn a_gateway_killed_mid_export_resumes_the_same_bulk_operation_and_publish
     let kv = nats.js.get_key_value(&bucket).await.unwrap();
     let mut topology = shopbridge_platform::bus::topology::Topology::embedded();
     for consumer in &mut topology.consumers {
-        consumer.ack_wait_secs = 5;
+        consumer.ack_wait_secs = 3;
     }
     topology.apply(&nats.js, &nats.namespace).await.unwrap();
 

@@ -76,7 +76,11 @@ fn the_connection_counter_sees_nesting() {
 #[test]
 fn every_bulk_query_respects_shopifys_bulk_limits() {
     let bulk: Vec<_> = ALL.iter().filter(|d| d.kind == Kind::BulkQuery).collect();
-    assert_eq!(bulk.len(), 4, "the catalog's three stages and the orders read");
+    assert_eq!(
+        bulk.len(),
+        4,
+        "the catalog's three stages and the orders read"
+    );
     for export in bulk {
         let (count, depth) = connections(export.text);
         assert!(count <= 5, "{}: {count} connections", export.name);
@@ -98,14 +102,24 @@ fn the_orders_bulk_query_with_its_search_bound_in_validates() {
     let document = ExecutableDocument::parse_and_validate(&schema, &text, "orders_bulk_bound")
         .unwrap_or_else(|e| panic!("{}\n{text}", e.errors));
     let operation = document.operations.get(None).unwrap();
-    assert!(operation.variables.is_empty(), "bulk queries take no variables");
+    assert!(
+        operation.variables.is_empty(),
+        "bulk queries take no variables"
+    );
     let (count, depth) = connections(&text);
-    assert!(count <= 5 && depth <= 2, "{count} connections, depth {depth}");
+    assert!(
+        count <= 5 && depth <= 2,
+        "{count} connections, depth {depth}"
+    );
     let orders = operation
         .selection_set
         .fields()
         .find(|f| f.name == "orders")
         .unwrap();
     let query = orders.argument_by_name("query").unwrap();
-    assert_eq!(query.as_str(), Some(search), "the literal reads back as the search");
+    assert_eq!(
+        query.as_str(),
+        Some(search),
+        "the literal reads back as the search"
+    );
 }

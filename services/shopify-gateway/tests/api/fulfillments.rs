@@ -72,7 +72,11 @@ async fn a_fulfillment_ships_lines_at_one_location_with_tracking_and_its_trackin
     let order = h
         .place_order(
             SHOP,
-            &[(&skus[0], 3, here), (&skus[1], 2, here), (&skus[2], 1, there)],
+            &[
+                (&skus[0], 3, here),
+                (&skus[1], 2, here),
+                (&skus[2], 1, there),
+            ],
         )
         .await;
     let items = line_items(&h, &order).await;
@@ -102,7 +106,10 @@ async fn a_fulfillment_ships_lines_at_one_location_with_tracking_and_its_trackin
         .iter()
         .map(|l| (l.line_item_id.as_str(), l.quantity))
         .collect();
-    assert_eq!(shipped, vec![(items[0].as_str(), 2), (items[1].as_str(), 2)]);
+    assert_eq!(
+        shipped,
+        vec![(items[0].as_str(), 2), (items[1].as_str(), 2)]
+    );
 
     let store = h.read(SHOP, "fulfillments").await;
     assert_eq!(store.as_array().unwrap().len(), 1);
@@ -132,7 +139,10 @@ async fn a_fulfillment_ships_lines_at_one_location_with_tracking_and_its_trackin
     let second = created(&result);
     assert_eq!(second.lines.len(), 1);
     assert_eq!(
-        (second.lines[0].line_item_id.as_str(), second.lines[0].quantity),
+        (
+            second.lines[0].line_item_id.as_str(),
+            second.lines[0].quantity
+        ),
         (items[0].as_str(), 1)
     );
 
@@ -249,7 +259,11 @@ async fn lines_that_cannot_be_mapped_fail_with_typed_problems_and_create_nothing
     h.send(&command(
         "ok",
         SHOP,
-        ship(vec![line(Item::LineItemId(items[0].clone()), 1)], &order, here),
+        ship(
+            vec![line(Item::LineItemId(items[0].clone()), 1)],
+            &order,
+            here,
+        ),
     ))
     .await;
     assert!(succeeded(&h.result_of("ok").await));
@@ -324,8 +338,14 @@ async fn a_shipment_whose_first_attempt_died_after_shopify_applied_it_is_answere
     assert!(fulfillment.already_existed);
     assert_eq!(fulfillment.tracking.as_ref().unwrap().number, "1Z777");
     let stats = h.stats(SHOP).await;
-    assert_eq!(stats["mutations"]["fulfillmentCreate"], 1, "never created twice");
-    assert_eq!(h.read(SHOP, "fulfillments").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        stats["mutations"]["fulfillmentCreate"], 1,
+        "never created twice"
+    );
+    assert_eq!(
+        h.read(SHOP, "fulfillments").await.as_array().unwrap().len(),
+        1
+    );
     assert_eq!(h.results().await.len(), 1);
     h.finish().await;
 }
@@ -354,7 +374,12 @@ async fn webhooks_are_registered_once_and_only_the_missing_ones_are_created() {
     h.send(&command(
         "hooks-1",
         SHOP,
-        register(&["orders/create", "ORDERS_UPDATED", "app/uninstalled", "orders/updated"]),
+        register(&[
+            "orders/create",
+            "ORDERS_UPDATED",
+            "app/uninstalled",
+            "orders/updated",
+        ]),
     ))
     .await;
     let result = h.result_of("hooks-1").await;
@@ -376,18 +401,38 @@ async fn webhooks_are_registered_once_and_only_the_missing_ones_are_created() {
         ]
     );
     assert_eq!(registered.subscriptions[0].id, existing);
-    assert!(registered.subscriptions.iter().all(|s| s.callback_url == url));
+    assert!(
+        registered
+            .subscriptions
+            .iter()
+            .all(|s| s.callback_url == url)
+    );
 
     // Again (a scheduled repair), with a topic Shopify does not have and one that is not a topic at all.
     h.send(&command(
         "hooks-2",
         SHOP,
-        register(&["orders/create", "ORDERS_UPDATED", "APP_UNINSTALLED", "ORDERS_EXPLODED", "not a topic"]),
+        register(&[
+            "orders/create",
+            "ORDERS_UPDATED",
+            "APP_UNINSTALLED",
+            "ORDERS_EXPLODED",
+            "not a topic",
+        ]),
     ))
     .await;
     let again = h.result_of("hooks-2").await;
-    assert_eq!(again.status, pb::command_result::Status::Partial as i32, "{again:?}");
-    assert_eq!(codes(&again), vec!["INVALID_TOPIC", "INVALID_REQUEST"], "{:?}", again.problems);
+    assert_eq!(
+        again.status,
+        pb::command_result::Status::Partial as i32,
+        "{again:?}"
+    );
+    assert_eq!(
+        codes(&again),
+        vec!["INVALID_TOPIC", "INVALID_REQUEST"],
+        "{:?}",
+        again.problems
+    );
     let Some(R::WebhooksRegistered(registered)) = &again.result else {
         panic!("{again:?}")
     };
@@ -443,7 +488,11 @@ async fn under_5xx_429_and_dropped_connections_every_order_mutation_is_applied_o
             tracking: tracking(&format!("2Z{i:04}")),
             notify_customer: false,
         };
-        follow_ups.push(command(&format!("track-{i}"), SHOP, Op::UpdateTracking(track)));
+        follow_ups.push(command(
+            &format!("track-{i}"),
+            SHOP,
+            Op::UpdateTracking(track),
+        ));
         follow_ups.push(command(
             &format!("tag-{i}"),
             SHOP,

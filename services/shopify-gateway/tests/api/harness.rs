@@ -18,16 +18,16 @@ use shopbridge_gateway::{
     executor::{Executor, RetrySettings},
     shopify::{ShopifyHttp, ShopifySettings},
 };
+use shopbridge_platform::{
+    bus::{EventMeta, Relay, names},
+    config::{ConsumerSettings, OutboxSettings},
+    testing::{TestDb, TestNats, eventually, service_settings},
+};
+use shopbridge_proto::gateway as pb;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
-use shopbridge_platform::{
-    bus::{EventMeta, Relay, names},
-    config::{ConsumerSettings, OutboxSettings},
-    testing::{TestDb, TestNats, eventually},
-};
-use shopbridge_proto::gateway as pb;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::{Fixture, fixture};
@@ -93,9 +93,7 @@ impl RecordingProxy {
                             let mut seen = seen.lock().unwrap();
                             for (needle, at) in seen.iter_mut() {
                                 if at.is_none()
-                                    && window
-                                        .windows(needle.len())
-                                        .any(|w| w == needle.as_bytes())
+                                    && window.windows(needle.len()).any(|w| w == needle.as_bytes())
                                 {
                                     *at = Some(now);
                                 }
@@ -198,19 +196,31 @@ impl Harness {
             plain.insert(domain.to_string(), token.clone());
             tokens.insert(domain.to_string(), SecretString::from(token));
         }
+        // The command consumers and the relay run as deployed: the configured consumer concurrency, sharing one
+        // pool of the configured size (the test's own queries use the test database's pool).
+        let deployed: shopbridge_gateway::Settings =
+            service_settings(&shopbridge_gateway::SPEC, &db.url, &nats.namespace, &[]);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(deployed.database.max_connections)
+            .connect(&db.url)
+            .await
+            .unwrap();
         let handler = Arc::new(CommandHandler {
             executor: f.executor.clone(),
             credentials: Arc::new(Tokens(tokens)),
-            pool: db.pool.clone(),
+            pool: pool.clone(),
             download: reqwest::Client::new(),
             fence: None,
         });
         let cancel = CancellationToken::new();
         let spawn = shopbridge_gateway::spawner(
-            db.pool.clone(),
+            pool.clone(),
             nats.js.clone(),
             nats.namespace.clone(),
-            consumer_settings(),
+            ConsumerSettings {
+                backoff_ms: vec![100, 500],
+                ..deployed.consumer
+            },
             handler,
         );
         let mut partitions: Vec<u32> = shops
@@ -223,7 +233,7 @@ impl Harness {
             drop(spawn(partition, cancel.clone()));
         }
         let relay = Relay::new(
-            db.pool.clone(),
+            pool,
             nats.js.clone(),
             nats.namespace.clone(),
             OutboxSettings {
@@ -287,12 +297,36 @@ impl Harness {
             .collect()
     }
 
+    /// Waits until the command `id` is answered, by the gateway's own record of it (reading the EVENTS stream does
+    /// not end while a backlog keeps publishing results); returns its status name.
+    pub async fn answered(&self, id: &str) -> String {
+        let status = || async {
+            sqlx::query_scalar::<_, String>(
+                "SELECT status FROM command_results WHERE command_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await
+            .unwrap()
+        };
+        eventually("the command answered", || async {
+            status().await.is_some()
+        })
+        .await;
+        status().await.unwrap()
+    }
+
     pub async fn result_of(&self, id: &str) -> pb::CommandResult {
         self.results_of(&[id]).await.remove(0)
     }
 
     /// Runs a GraphQL document against the shop directly (test setup and checks, outside the gateway).
-    pub async fn graphql(&self, domain: &str, query: &str, variables: serde_json::Value) -> serde_json::Value {
+    pub async fn graphql(
+        &self,
+        domain: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
         let (status, body) = self
             .f
             .client
@@ -306,7 +340,11 @@ impl Harness {
     /// The shop's location ids.
     pub async fn locations(&self, domain: &str) -> Vec<String> {
         let data = self
-            .graphql(domain, "{ locations(first: 50) { nodes { id } } }", serde_json::json!({}))
+            .graphql(
+                domain,
+                "{ locations(first: 50) { nodes { id } } }",
+                serde_json::json!({}),
+            )
             .await;
         data["locations"]["nodes"]
             .as_array()
@@ -324,7 +362,10 @@ impl Harness {
             "locations": lines.iter().map(|(_, _, l)| *l).collect::<Vec<_>>(),
         });
         let answer: serde_json::Value = reqwest::Client::new()
-            .post(format!("http://{}/_sim/shops/{domain}/orders", self.f._sim.addr()))
+            .post(format!(
+                "http://{}/_sim/shops/{domain}/orders",
+                self.f._sim.addr()
+            ))
             .json(&body)
             .send()
             .await
@@ -365,7 +406,11 @@ pub fn command(id: &str, shop: &str, operation: pb::command::Operation) -> pb::C
     }
 }
 
-pub fn seed(products: usize, locations: usize, orders: usize) -> shopify_sim::client::SeedRequestJson {
+pub fn seed(
+    products: usize,
+    locations: usize,
+    orders: usize,
+) -> shopify_sim::client::SeedRequestJson {
     shopify_sim::client::SeedRequestJson {
         products,
         variants_per_product: 2,

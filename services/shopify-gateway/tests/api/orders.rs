@@ -22,7 +22,11 @@ async fn fetched_orders(h: &Harness, command_id: &str) -> Vec<pb::Order> {
     let total = pages.len() as u32;
     let mut seqs: Vec<u32> = pages.iter().map(|p| p.seq).collect();
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "pages 1..n, once each");
+    assert_eq!(
+        seqs,
+        (1..=total).collect::<Vec<_>>(),
+        "pages 1..n, once each"
+    );
     for page in &pages {
         assert_eq!(page.total_pages, total);
         assert!(page.orders.len() <= 250);
@@ -131,7 +135,11 @@ async fn fetch_orders_reads_every_page_and_publishes_typed_orders_once() {
         assert_eq!(locations, stored_locations);
     }
     let big = orders.iter().find(|o| o.id == big).unwrap();
-    assert_eq!(big.line_items.len(), 13, "lines beyond the first page's ten");
+    assert_eq!(
+        big.line_items.len(),
+        13,
+        "lines beyond the first page's ten"
+    );
     h.finish().await;
 }
 
@@ -209,12 +217,20 @@ async fn filters_are_applied_by_shopify_and_a_bulk_fetch_gives_the_same_orders()
     };
     for order in &bulk {
         let same = paged.iter().find(|o| o.id == order.id).unwrap();
-        assert_eq!(sorted(order), sorted(same), "bulk and pages build the same record");
+        assert_eq!(
+            sorted(order),
+            sorted(same),
+            "bulk and pages build the same record"
+        );
     }
     let Some(pb::command_result::Result::OrdersFetched(summary)) = &results[1].result else {
         panic!("{:?}", results[1])
     };
-    assert!(summary.bulk_operation_id.starts_with("gid://shopify/BulkOperation/"));
+    assert!(
+        summary
+            .bulk_operation_id
+            .starts_with("gid://shopify/BulkOperation/")
+    );
     assert_eq!(h.stats(SHOP).await["bulk_operations"], 1);
     h.finish().await;
 }
@@ -279,7 +295,10 @@ async fn tag_and_close_are_applied_once_even_when_re_sent() {
         .iter()
         .find(|o| o["id"] == order.as_str())
         .unwrap();
-    assert_eq!(stored["tags"], serde_json::json!(["received-by-shopbridge"]));
+    assert_eq!(
+        stored["tags"],
+        serde_json::json!(["received-by-shopbridge"])
+    );
     assert_eq!(stored["closed"], true);
     h.finish().await;
 }

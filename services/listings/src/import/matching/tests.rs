@@ -88,6 +88,14 @@ fn product(n: u32, variants: Vec<gw::CatalogVariant>) -> gw::CatalogProduct {
     }
 }
 
+fn listing_state(parent: ParentData, last_position: i32, first: u128) -> ListingToChange {
+    ListingToChange {
+        parent,
+        last_position,
+        first_variant: Some(Uuid::from_u128(first)),
+    }
+}
+
 fn ids() -> impl FnMut() -> Uuid {
     let mut n = 0u128;
     move || {
@@ -169,7 +177,11 @@ fn create_only_links_a_match_and_leaves_its_data_alone() {
     existing.quantities = vec![];
     let known = Known {
         matched: [("A-1".to_string(), existing)].into(),
-        parents: [(Uuid::from_u128(600), (ParentData::default(), 1))].into(),
+        listings: [(
+            Uuid::from_u128(600),
+            listing_state(ParentData::default(), 1, 500),
+        )]
+        .into(),
         ..Known::default()
     };
     let plan = plan(&create_only(), &[product(1, vec![shopify])], &known, ids());
@@ -197,7 +209,11 @@ fn create_and_overwrite_updates_a_match_only_where_it_differs() {
     differs.imported.barcode = "OURS".into();
     let known = Known {
         matched: [("A-1".to_string(), differs)].into(),
-        parents: [(Uuid::from_u128(600), (ParentData::default(), 1))].into(),
+        listings: [(
+            Uuid::from_u128(600),
+            listing_state(ParentData::default(), 1, 500),
+        )]
+        .into(),
         ..Known::default()
     };
     let changed = plan(&overwrite(), std::slice::from_ref(&p), &known, ids());
@@ -216,7 +232,7 @@ fn create_and_overwrite_updates_a_match_only_where_it_differs() {
     same.link = Some(link_target(&p, &shopify));
     let known = Known {
         matched: [("A-1".to_string(), same)].into(),
-        parents: [(Uuid::from_u128(600), (parent_data(&p), 1))].into(),
+        listings: [(Uuid::from_u128(600), listing_state(parent_data(&p), 1, 500))].into(),
         ..Known::default()
     };
     let unchanged = plan(&overwrite(), std::slice::from_ref(&p), &known, ids());
@@ -247,7 +263,7 @@ fn a_new_sibling_of_a_matched_variant_joins_its_listing_after_its_variants() {
     };
     let known = Known {
         matched: [("A-1".to_string(), existing)].into(),
-        parents: [(Uuid::from_u128(600), (parent, 3))].into(),
+        listings: [(Uuid::from_u128(600), listing_state(parent, 3, 500))].into(),
         ..Known::default()
     };
     let plan = plan(&create_only(), &[p], &known, ids());
@@ -366,7 +382,7 @@ fn a_link_that_moved_is_rewritten() {
     });
     let known = Known {
         matched: [("A-1".to_string(), existing)].into(),
-        parents: [(Uuid::from_u128(600), (parent_data(&p), 1))].into(),
+        listings: [(Uuid::from_u128(600), listing_state(parent_data(&p), 1, 500))].into(),
         ..Known::default()
     };
     let plan = plan(&create_only(), &[p], &known, ids());
@@ -375,4 +391,25 @@ fn a_link_that_moved_is_rewritten() {
         plan.links[0].1.shopify_variant_id,
         "gid://shopify/ProductVariant/1"
     );
+}
+
+#[test]
+fn a_listings_parent_follows_the_product_of_its_first_variant_only() {
+    let p = product(1, vec![variant(1, "A-1", "S")]);
+    let mut existing = existing_like(&p.variants[0], 500, 600);
+    existing.imported.barcode = "OURS".into();
+    let ours = ParentData {
+        title: "Ours".into(),
+        ..ParentData::default()
+    };
+    // The listing's first variant is another one (501): its variant is updated, its parent is not.
+    let known = Known {
+        matched: [("A-1".to_string(), existing)].into(),
+        listings: [(Uuid::from_u128(600), listing_state(ours, 2, 501))].into(),
+        ..Known::default()
+    };
+    let plan = plan(&overwrite(), &[p], &known, ids());
+    assert_eq!(plan.variant_updates.len(), 1);
+    assert!(plan.parent_updates.is_empty());
+    assert_eq!(plan.counters.updated, 1);
 }
