@@ -158,7 +158,13 @@ async fn a_gateway_killed_mid_export_resumes_the_same_bulk_operation_and_publish
 
     let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
     let nats = TestNats::new().await;
-    // Leases expire after 3 s and unacknowledged commands come back after 3 s (deployed: 15 s and 60 s).
+    // Unacknowledged commands come back after 3 s and leases expire after 3 s (deployed: 60 s and 15 s); the lease
+    // bucket is changed after the topology is applied, which would set it back.
+    let mut topology = shopbridge_platform::bus::topology::Topology::embedded();
+    for consumer in &mut topology.consumers {
+        consumer.ack_wait_secs = 3;
+    }
+    topology.apply(&nats.js, &nats.namespace).await.unwrap();
     let bucket = nats.namespace.resource("gateway-leases");
     nats.js
         .update_key_value(kv::Config {
@@ -170,11 +176,6 @@ async fn a_gateway_killed_mid_export_resumes_the_same_bulk_operation_and_publish
         .await
         .unwrap();
     let kv = nats.js.get_key_value(&bucket).await.unwrap();
-    let mut topology = shopbridge_platform::bus::topology::Topology::embedded();
-    for consumer in &mut topology.consumers {
-        consumer.ack_wait_secs = 3;
-    }
-    topology.apply(&nats.js, &nats.namespace).await.unwrap();
 
     let first = start_instance(&sim, &db, &nats, kv.clone(), &tokens).await;
     let partition = names::partition_for(SHOP, names::GATEWAY_PARTITIONS);
