@@ -223,9 +223,12 @@ impl CommandHandler {
             }
             Err(e) => {
                 result.status = Status::Failed as i32;
-                result
-                    .problems
-                    .push(problem("EXPORT_FAILED", e.to_string()));
+                // A refused token or an unknown shop keeps its own code, so listings can give the spec's advice.
+                let failure = match &e {
+                    crate::export::ExportError::Call(call) => call_problem(call),
+                    other => problem("EXPORT_FAILED", other.to_string()),
+                };
+                result.problems.push(failure);
                 (result, Vec::new())
             }
         }

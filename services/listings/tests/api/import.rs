@@ -787,6 +787,7 @@ async fn a_refused_token_fails_the_run_and_a_cancelled_run_is_run_again_to_the_s
     assert!(finished.error.contains("Shopify"), "{}", finished.error);
     let log = stack.log(&refused).await;
     assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].code, "INVALID_TOKEN", "{log:?}");
     assert!(
         log[0].action.contains("token and store URL"),
         "{}",

@@ -155,7 +155,7 @@ pub struct Harness {
 /// Consumer settings for tests: the deployed concurrency, quick redelivery.
 pub fn consumer_settings() -> ConsumerSettings {
     ConsumerSettings {
-        concurrency: 32,
+        concurrency: 4,
         batch_size: 1,
         backoff_ms: vec![100, 500],
     }
