@@ -204,17 +204,18 @@ impl CommandHandler {
         match self.exporter().export(shop, &command.command_id).await {
             Ok(products) => {
                 let total = products.len().div_ceil(CATALOG_BATCH) as u32;
-                let batches = products
-                    .chunks(CATALOG_BATCH)
-                    .enumerate()
-                    .map(|(i, chunk)| {
+                // Products move into their batches (no copy of the catalog), and the handler drops each batch as
+                // soon as its outbox row is written.
+                let mut products = products.into_iter();
+                let batches = (1..=total)
+                    .map(|seq| {
                         Published::Catalog(pb::CatalogBatch {
                             command_id: command.command_id.clone(),
                             shop_domain: command.shop_domain.clone(),
                             channel_id: command.channel_id.clone(),
-                            seq: i as u32 + 1,
+                            seq,
                             total_batches: total,
-                            products: chunk.to_vec(),
+                            products: products.by_ref().take(CATALOG_BATCH).collect(),
                         })
                     })
                     .collect();
@@ -605,10 +606,12 @@ impl Handler for CommandHandler {
             .execute(&mut **tx)
             .await
             .map_err(|e| HandlerError::Retry(e.into()))?;
-        for message in &published {
+        // By value: each event is dropped once encoded, so the decoded and encoded forms of the whole export are
+        // never held together.
+        for message in published {
             let message = match message {
-                Published::Catalog(batch) => OutboxMessage::event(event.meta.clone(), batch),
-                Published::Orders(page) => OutboxMessage::event(event.meta.clone(), page),
+                Published::Catalog(batch) => OutboxMessage::event(event.meta.clone(), &batch),
+                Published::Orders(page) => OutboxMessage::event(event.meta.clone(), &page),
             };
             outbox::enqueue(tx, message)
                 .await

@@ -81,15 +81,17 @@ impl Exporter<'_> {
         for stage in STAGES {
             let url = self.run_stage(shop, command_id, stage).await?;
             if let Some(url) = url {
-                let body = self.fetch(&url).await?;
-                for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                // Lines are parsed as they arrive: the result file (hundreds of MB for a big catalog) is never
+                // held whole, only the partial line at the end of the last chunk.
+                self.fetch_lines(&url, |line| {
                     match serde_json::from_slice::<Value>(line) {
                         Ok(value) => catalog.line(stage, value),
                         Err(e) => {
                             tracing::warn!(stage = stage.name, error = %e, "skipping a JSONL line that is not JSON")
                         }
                     }
-                }
+                })
+                .await?;
             }
             catalog.end_of_stage(stage);
         }
@@ -226,22 +228,80 @@ impl Exporter<'_> {
 
     /// Downloads a bulk result file.
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, ExportError> {
-        let mut response = self
-            .download
+        let mut response = self.open(url).await?;
+        let mut body = Vec::new();
+        while let Some(chunk) = next_chunk(&mut response).await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// Downloads a bulk result file and hands each non-empty JSONL line to `line` as it arrives, holding only the
+    /// unfinished line between chunks.
+    pub async fn fetch_lines(
+        &self,
+        url: &str,
+        mut line: impl FnMut(&[u8]),
+    ) -> Result<(), ExportError> {
+        let mut response = self.open(url).await?;
+        let mut splitter = LineSplitter::default();
+        while let Some(chunk) = next_chunk(&mut response).await? {
+            splitter.push(&chunk, &mut line);
+        }
+        splitter.finish(&mut line);
+        Ok(())
+    }
+
+    async fn open(&self, url: &str) -> Result<reqwest::Response, ExportError> {
+        self.download
             .get(url)
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| ExportError::Download(e.without_url().to_string()))?;
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| ExportError::Download(e.without_url().to_string()))?
-        {
-            body.extend_from_slice(&chunk);
+            .map_err(|e| ExportError::Download(e.without_url().to_string()))
+    }
+}
+
+async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<bytes::Bytes>, ExportError> {
+    response
+        .chunk()
+        .await
+        .map_err(|e| ExportError::Download(e.without_url().to_string()))
+}
+
+/// Cuts a byte stream into lines at `\n`; a line split across chunks is carried over until its end comes.
+#[derive(Default)]
+struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn push(&mut self, chunk: &[u8], line: &mut impl FnMut(&[u8])) {
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            if self.partial.is_empty() {
+                emit(&rest[..end], line);
+            } else {
+                self.partial.extend_from_slice(&rest[..end]);
+                emit(&self.partial, line);
+                self.partial.clear();
+            }
+            rest = &rest[end + 1..];
         }
-        Ok(body)
+        self.partial.extend_from_slice(rest);
+    }
+
+    /// The last line, when the file does not end with a newline.
+    fn finish(mut self, line: &mut impl FnMut(&[u8])) {
+        emit(&self.partial, line);
+        self.partial.clear();
+    }
+}
+
+fn emit(bytes: &[u8], line: &mut impl FnMut(&[u8])) {
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    if !bytes.is_empty() {
+        line(bytes);
     }
 }
 
@@ -252,10 +312,18 @@ struct Assembler {
     product_at: HashMap<String, usize>,
     /// variant id -> (product index, variant index)
     variant_at: HashMap<String, (usize, usize)>,
-    /// inventory item id -> variant id
-    item_variant: HashMap<String, String>,
-    /// Lines whose parent has not been seen yet, by parent id.
-    waiting: HashMap<String, Vec<Value>>,
+    /// inventory item id -> (product index, variant index)
+    item_at: HashMap<String, (usize, usize)>,
+    /// Children whose parent has not been seen yet, by parent id, already in their compact form (a parsed JSON
+    /// line is several times bigger, and a fifth of the children can wait until the end of the file).
+    waiting: HashMap<String, Vec<Child>>,
+}
+
+/// A product's child line, parsed.
+enum Child {
+    Variant(pb::CatalogVariant),
+    Image(pb::CatalogImage),
+    Metafield(pb::CatalogMetafield),
 }
 
 fn s(v: &Value, key: &str) -> String {
@@ -281,11 +349,13 @@ impl Assembler {
         match (stage.name, parent) {
             ("catalog_products", None) => self.product(&line),
             ("catalog_products", Some(parent)) => {
-                if !self.product_at.contains_key(&parent) {
-                    self.waiting.entry(parent).or_default().push(line);
+                let Some(child) = child(&line) else {
                     return;
+                };
+                match self.product_at.get(&parent).copied() {
+                    Some(p) => self.attach(p, child),
+                    None => self.waiting.entry(parent).or_default().push(child),
                 }
-                self.product_child(&parent, &line);
             }
             ("catalog_variant_metafields", Some(parent)) => {
                 if let Some((p, v)) = self.variant_at.get(&parent).copied() {
@@ -295,12 +365,7 @@ impl Assembler {
                 }
             }
             ("catalog_inventory", Some(item)) => {
-                let Some((p, v)) = self
-                    .item_variant
-                    .get(&item)
-                    .and_then(|variant| self.variant_at.get(variant))
-                    .copied()
-                else {
+                let Some((p, v)) = self.item_at.get(&item).copied() else {
                     return;
                 };
                 let available = line["quantities"]
@@ -358,58 +423,73 @@ impl Assembler {
             updated_at: s(v, "updatedAt"),
             ..Default::default()
         };
-        self.product_at.insert(id.clone(), self.products.len());
+        let p = self.products.len();
+        self.product_at.insert(id.clone(), p);
         self.products.push(product);
         for child in self.waiting.remove(&id).unwrap_or_default() {
-            self.product_child(&id, &child);
+            self.attach(p, child);
         }
     }
 
-    fn product_child(&mut self, parent: &str, v: &Value) {
-        let p = self.product_at[parent];
-        let id = s(v, "id");
-        if id.starts_with("gid://shopify/ProductVariant/") {
-            let weight = &v["inventoryItem"]["measurement"]["weight"];
-            let variant = pb::CatalogVariant {
-                id: id.clone(),
-                sku: s(v, "sku"),
-                barcode: s(v, "barcode"),
-                price: s(v, "price"),
-                compare_at_price: s(v, "compareAtPrice"),
-                position: v["position"].as_u64().unwrap_or(0) as u32,
-                option_values: v["selectedOptions"]
-                    .as_array()
-                    .map(|o| {
-                        o.iter()
-                            .map(|o| pb::CatalogOptionValue {
-                                name: s(o, "name"),
-                                value: s(o, "value"),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                inventory_item_id: s(&v["inventoryItem"], "id"),
-                weight_value: s(weight, "value"),
-                weight_unit: s(weight, "unit"),
-                ..Default::default()
-            };
-            self.item_variant
-                .insert(variant.inventory_item_id.clone(), id.clone());
-            self.variant_at
-                .insert(id, (p, self.products[p].variants.len()));
-            self.products[p].variants.push(variant);
-        } else if v.get("image").is_some() {
-            let image = &v["image"];
-            self.products[p].images.push(pb::CatalogImage {
-                id,
-                url: s(image, "url"),
-                alt_text: s(image, "altText"),
-            });
-        } else if v.get("namespace").is_some() {
-            self.products[p].metafields.push(metafield(v));
+    fn attach(&mut self, p: usize, child: Child) {
+        let product = &mut self.products[p];
+        match child {
+            Child::Variant(variant) => {
+                let at = (p, product.variants.len());
+                self.item_at.insert(variant.inventory_item_id.clone(), at);
+                self.variant_at.insert(variant.id.clone(), at);
+                product.variants.push(variant);
+            }
+            Child::Image(image) => product.images.push(image),
+            Child::Metafield(metafield) => product.metafields.push(metafield),
         }
     }
+}
 
+/// Parses a product's child line (variant, image or metafield); None for anything else.
+fn child(v: &Value) -> Option<Child> {
+    let id = s(v, "id");
+    if id.starts_with("gid://shopify/ProductVariant/") {
+        let weight = &v["inventoryItem"]["measurement"]["weight"];
+        let variant = pb::CatalogVariant {
+            id: id.clone(),
+            sku: s(v, "sku"),
+            barcode: s(v, "barcode"),
+            price: s(v, "price"),
+            compare_at_price: s(v, "compareAtPrice"),
+            position: v["position"].as_u64().unwrap_or(0) as u32,
+            option_values: v["selectedOptions"]
+                .as_array()
+                .map(|o| {
+                    o.iter()
+                        .map(|o| pb::CatalogOptionValue {
+                            name: s(o, "name"),
+                            value: s(o, "value"),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            inventory_item_id: s(&v["inventoryItem"], "id"),
+            weight_value: s(weight, "value"),
+            weight_unit: s(weight, "unit"),
+            ..Default::default()
+        };
+        Some(Child::Variant(variant))
+    } else if v.get("image").is_some() {
+        let image = &v["image"];
+        Some(Child::Image(pb::CatalogImage {
+            id,
+            url: s(image, "url"),
+            alt_text: s(image, "altText"),
+        }))
+    } else if v.get("namespace").is_some() {
+        Some(Child::Metafield(metafield(v)))
+    } else {
+        None
+    }
+}
+
+impl Assembler {
     fn end_of_stage(&mut self, stage: Document) {
         if !self.waiting.is_empty() {
             let orphans: usize = self.waiting.values().map(Vec::len).sum();
@@ -433,6 +513,18 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_split_across_chunks_come_out_whole() {
+        let mut lines = Vec::new();
+        let mut collect = |l: &[u8]| lines.push(String::from_utf8(l.to_vec()).unwrap());
+        let mut splitter = LineSplitter::default();
+        for chunk in [&b"{\"a\":"[..], b"1}\n{\"b\"", b":2}\r\n\n", b"{\"c\":3}"] {
+            splitter.push(chunk, &mut collect);
+        }
+        splitter.finish(&mut collect);
+        assert_eq!(lines, ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
+    }
 
     #[test]
     fn children_before_their_parent_are_attached_when_it_comes() {
