@@ -7,6 +7,8 @@ INFRA := deploy/local/infra.sh
 WITH_INFRA := eval "$$($(INFRA) env)" &&
 CARGO ?= cargo
 ONLY ?=
+# Each test process writes the log lines that look like a secret here; `make test` fails if any exist.
+LEAKS_DIR := $(CURDIR)/target/test-leaks
 
 .DEFAULT_GOAL := help
 
@@ -46,7 +48,12 @@ lint: ## rustfmt check and clippy with warnings as errors
 
 .PHONY: test
 test: infra-fast topology lint build ## Everything CI checks: infra, topology, lint, all tests, chart validation
-	$(WITH_INFRA) $(CARGO) nextest run --workspace --no-fail-fast
+	rm -rf $(LEAKS_DIR)
+	$(WITH_INFRA) SHOPBRIDGE_TEST_LEAKS_DIR=$(LEAKS_DIR) $(CARGO) nextest run --workspace --no-fail-fast
+	@if compgen -G '$(LEAKS_DIR)/*.log' >/dev/null; then \
+	  echo "Secrets in the test suite's logs (file per test process, [test thread] line):" >&2; \
+	  cat $(LEAKS_DIR)/*.log | cut -c1-400 >&2; exit 1; \
+	else echo "log scan: no token or secret in the test suite's logs"; fi
 	deploy/k8s-tests/run.sh
 	deploy/local/demo-check.sh
 

@@ -15,6 +15,16 @@ if ! deploy/local/demo.sh 2>&1 | tee "$out"; then
     exit 1
 fi
 grep -q "Demo complete." "$out" || { echo "demo-check: no summary printed" >&2; exit 1; }
+# The services' own logs must hold no token or secret (the simulator's may: it plays Shopify). The shapes are those
+# of shopbridge_platform::telemetry::secret_in, which checks the test suite's logs the same way.
+secret_shape='(^|[^A-Za-z0-9])(shp(at|rt|ca|ua|pa|ss)_[A-Za-z0-9_-]{4,}|sbs_[A-Za-z0-9_-]{4,}|eyJ[A-Za-z0-9_-]{10,}\.eyJ)'
+leaks="$(find .local/system/logs -name '*.log' ! -name 'shopify-sim*' -print0 | xargs -0 grep -EnH "$secret_shape" || true)"
+if [[ -n $leaks ]]; then
+    echo "demo-check: secrets in the services' logs:" >&2
+    echo "$leaks" | cut -c1-300 >&2
+    deploy/local/system.sh down || true
+    exit 1
+fi
 deploy/local/system.sh down
 left=""
 for port in 8787 50051 50052 50053 50054 50055 8081 8082 8083 8084 8085; do

@@ -59,6 +59,8 @@ impl TestDb {
 
     /// A fresh database with nothing in it (for a binary that migrates it itself).
     pub async fn empty() -> Self {
+        // Every test with a database has its logs checked for secrets.
+        crate::telemetry::init_for_tests();
         crate::install_crypto_provider();
         let server = database_server_url();
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
@@ -101,6 +103,7 @@ pub struct TestNats {
 
 impl TestNats {
     pub async fn new() -> Self {
+        crate::telemetry::init_for_tests();
         let url = nats_url();
         let client = async_nats::connect(&url)
             .await

@@ -492,9 +492,27 @@ async fn another_tenants_listing_is_not_found_and_scopes_are_enforced() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    let status = stack
-        .client_with("not-a-token")
+    // A token that is not one, and a real token whose signature was tampered with.
+    let (head, signature) = stack.tenant.token.rsplit_once('.').expect("a JWT");
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let tampered = format!("{head}.{flipped}{}", &signature[1..]);
+    for token in ["not-a-token", tampered.as_str()] {
+        let status = stack
+            .client_with(token)
+            .await
+            .list_listings(pb::ListListingsRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{token}");
+    }
+    // No token at all.
+    let listings_addr = stack.listings.as_ref().expect("listings runs").grpc;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{listings_addr}"))
+        .expect("a URI")
+        .connect()
         .await
+        .expect("connect to listings");
+    let status = pb::listings_service_client::ListingsServiceClient::new(channel)
         .list_listings(pb::ListListingsRequest::default())
         .await
         .unwrap_err();
