@@ -56,16 +56,16 @@ async fn two_replicas_fire_every_due_time_once_and_a_killed_leader_hands_over_wi
     let mut client = b.client().await;
     set_schedule(&mut client, &token, interval_schedule(&channel, 1)).await;
 
-    // 10 s with both replicas up.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // A minute of due times in all: 45 s with both replicas up, then the leader dies, then 15 s more.
+    tokio::time::sleep(Duration::from_secs(45)).await;
     let killed_at = Utc::now();
     a.kill().await;
     eventually("replica B takes the lease over", || async {
         leader_of(&env).await.as_deref() == Some("replica-b")
     })
     .await;
-    // 8 s more after the handover.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // 15 s more after the handover.
+    tokio::time::sleep(Duration::from_secs(15)).await;
     b.stop().await;
 
     let runs = env.scheduled_runs(&channel).await;
@@ -77,8 +77,9 @@ async fn two_replicas_fire_every_due_time_once_and_a_killed_leader_hands_over_wi
         .iter()
         .filter(|r| r.fired_by.as_deref() == Some("replica-b"))
         .collect();
-    assert!(by_a.len() >= 7, "replica A fired {} due times", by_a.len());
-    assert!(by_b.len() >= 7, "replica B fired {} due times", by_b.len());
+    assert!(by_a.len() >= 40, "replica A fired {} due times", by_a.len());
+    assert!(by_b.len() >= 15, "replica B fired {} due times", by_b.len());
+    assert!(runs.len() >= 60, "{} due times in a minute", runs.len());
     // Only the leader fired: all of A's due times come before all of B's.
     assert!(by_a.last().unwrap().due_at < by_b.first().unwrap().due_at);
     assert_contiguous(&runs, 1);
