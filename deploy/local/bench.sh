@@ -9,7 +9,8 @@ declare -A BENCHES=(
   [pipeline]="cargo bench -p shopbridge-platform --bench pipeline"
   [gateway]="cargo bench -p shopbridge-gateway --bench budget"
   [shopify-sim]="cargo run --release -p shopify-sim --bin sim-bench"
-  [import]="cargo bench -p shopbridge-listings --bench import"
+  # The gateway runs as its own process in it: its release binary is built first.
+  [import]="cargo build --release -p shopbridge-gateway --bin shopbridge-gateway && cargo bench -p shopbridge-listings --bench import"
 )
 only=${1:-}
 if [ -n "$only" ] && [ -z "${BENCHES[$only]+x}" ]; then
@@ -19,5 +20,5 @@ fi
 for name in $(printf '%s\n' "${!BENCHES[@]}" | sort); do
   [ -n "$only" ] && [ "$only" != "$name" ] && continue
   echo "== bench $name: ${BENCHES[$name]}"
-  ${BENCHES[$name]}
+  bash -c "${BENCHES[$name]}"
 done

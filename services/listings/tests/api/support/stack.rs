@@ -292,34 +292,49 @@ impl Stack {
         )
     }
 
-    pub async fn start_gateway(&mut self) {
-        assert!(self.gateway.is_none(), "the gateway runs already");
-        let port = self.sim.addr().port().to_string();
-        let connect_to = self.sim.addr().to_string();
-        let auth_url = format!("http://{}", self.auth.grpc);
-        let secret = self
-            .gateway_identity
-            .client_secret
-            .expose_secret()
-            .to_string();
+    /// The gateway's `[service]` settings for this stack (auth as its credential source, the simulator as Shopify), as
+    /// environment variables: for the in-process gateway and for the benchmark's gateway binary alike.
+    pub fn gateway_env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![
-            ("SHOPBRIDGE__SERVICE__AUTH__URL", auth_url.as_str()),
+            (
+                "SHOPBRIDGE__SERVICE__AUTH__URL",
+                format!("http://{}", self.auth.grpc),
+            ),
             (
                 "SHOPBRIDGE__SERVICE__AUTH__CLIENT_ID",
-                self.gateway_identity.client_id.as_str(),
+                self.gateway_identity.client_id.clone(),
             ),
-            ("SHOPBRIDGE__SERVICE__AUTH__CLIENT_SECRET", secret.as_str()),
-            ("SHOPBRIDGE__SERVICE__SHOPIFY__SCHEME", "http"),
-            ("SHOPBRIDGE__SERVICE__SHOPIFY__PORT", port.as_str()),
+            (
+                "SHOPBRIDGE__SERVICE__AUTH__CLIENT_SECRET",
+                self.gateway_identity
+                    .client_secret
+                    .expose_secret()
+                    .to_string(),
+            ),
+            ("SHOPBRIDGE__SERVICE__SHOPIFY__SCHEME", "http".into()),
+            (
+                "SHOPBRIDGE__SERVICE__SHOPIFY__PORT",
+                self.sim.addr().port().to_string(),
+            ),
             (
                 "SHOPBRIDGE__SERVICE__SHOPIFY__CONNECT_TO",
-                connect_to.as_str(),
+                self.sim.addr().to_string(),
             ),
         ];
         if self.options.fast_timers {
-            env.push(("SHOPBRIDGE__SERVICE__LEASES__LEASE_SECS", "2"));
-            env.push(("SHOPBRIDGE__SERVICE__LEASES__RENEW_INTERVAL_MS", "300"));
+            env.push(("SHOPBRIDGE__SERVICE__LEASES__LEASE_SECS", "2".into()));
+            env.push((
+                "SHOPBRIDGE__SERVICE__LEASES__RENEW_INTERVAL_MS",
+                "300".into(),
+            ));
         }
+        env
+    }
+
+    pub async fn start_gateway(&mut self) {
+        assert!(self.gateway.is_none(), "the gateway runs already");
+        let env = self.gateway_env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let settings: shopbridge_gateway::Settings = service_settings(
             &shopbridge_gateway::SPEC,
             &self.gateway_db.url,
