@@ -1,11 +1,31 @@
 //! The consumer runner: a durable pull consumer declared by the topology, explicit acks, bounded concurrency, progress
 //! acks while a handler runs long, redelivery with backoff, and a dead-letter table for what cannot be handled.
 //! The handler's effect and the inbox row commit together, so redelivery never applies an effect twice.
+//!
+//! A handler may also hand a message back for later ([`HandlerError::Defer`]): its capacity for that kind of message
+//! is taken (the gateway: a shop already has its limit of commands running), and the consumer's slots should go to
+//! other messages meanwhile. Such a message is *parked* in this process, not NAKed: JetStream counts every delivery,
+//! NAKs included, toward the consumer's `max_deliver`, so a command deferred a few dozen times behind its shop's
+//! backlog would exhaust it and be dead-lettered (or, past `max_deliver`, never be delivered again) without ever
+//! failing. A parked message stays delivered-and-unacknowledged (progress acks keep JetStream from redelivering it),
+//! holds no slot and no database connection, and is tried again after its delay ahead of newly pulled messages.
+//! So `max_deliver` keeps counting failures only. If the process stops, parked messages are NAKed (or come back after
+//! `ack_wait` after a crash), like any message in hand. Parking is bounded ([`PARKED_PER_SLOT`] per slot): at the
+//! bound the consumer pulls no new messages until some parked message has been handled, so memory stays bounded and
+//! parked messages come back on time. Fairness therefore reaches as far as that bound: a message behind more deferred
+//! messages than that waits until enough of them have run.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
-use futures::StreamExt;
+use futures::{StreamExt, stream::PollNext};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -26,7 +46,15 @@ pub enum HandlerError {
     /// Will never succeed (invalid content): dead-lettered at once.
     #[error("{0:#}")]
     Reject(anyhow::Error),
+    /// Not now: the handler has no capacity for this message at the moment (not a failure). The message's writes
+    /// and inbox row are undone and it is tried again after about this delay; it does not count as a delivery
+    /// toward `max_deliver` (see the module documentation).
+    #[error("deferred for {0:?}")]
+    Defer(Duration),
 }
+
+/// Messages a consumer keeps parked per slot of its concurrency (deferred messages waiting out their delay).
+pub const PARKED_PER_SLOT: usize = 16;
 
 /// Applies one message inside the transaction that also records it in the inbox.
 pub trait Handler: Send + Sync + 'static {
@@ -37,6 +65,14 @@ pub trait Handler: Send + Sync + 'static {
         tx: &'a mut Transaction<'static, Postgres>,
         event: &'a Envelope<Self::Message>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+
+    /// Checked before the message's transaction begins: `Some(delay)` defers the message as
+    /// [`HandlerError::Defer`] would, without touching the database (cheap re-checks of parked messages). A hint:
+    /// `handle` must still defer (or wait) itself when it finds no capacity, since another message may take it
+    /// between the two.
+    fn defer_hint(&self, _event: &Envelope<Self::Message>) -> Option<Duration> {
+        None
+    }
 }
 
 /// One handler shared by several consumers (the gateway's partitions share one executor, so one budget per shop).
@@ -49,6 +85,10 @@ impl<H: Handler> Handler for Arc<H> {
         event: &'a Envelope<Self::Message>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
         H::handle(self, tx, event)
+    }
+
+    fn defer_hint(&self, event: &Envelope<Self::Message>) -> Option<Duration> {
+        H::defer_hint(self, event)
     }
 }
 
@@ -68,6 +108,25 @@ enum Outcome {
     Duplicate,
     Retry(Duration),
     DeadLettered,
+    Deferred(Duration),
+}
+
+/// What a consumer slot works on: pulled messages, a parked message whose delay has passed, or the end of the pull.
+enum Work<M> {
+    Pulled(Vec<Result<jetstream::Message, jetstream::consumer::pull::MessagesError>>),
+    Parked(Box<Prepared<M>>),
+    PullEnded,
+}
+
+/// Where deferred messages wait out their delay, and how they come back to the consumer's slots.
+struct Parking<M> {
+    back: tokio::sync::mpsc::UnboundedSender<Box<Prepared<M>>>,
+    /// Parked now, including those sent back and not yet taken by a slot.
+    parked: Arc<AtomicUsize>,
+    /// Signalled when a parked message leaves (taken back by a slot, or given back to JetStream).
+    unparked: Arc<tokio::sync::Notify>,
+    /// Cancelled when the consumer stops: parked messages are then NAKed, to be redelivered at once.
+    stop: CancellationToken,
 }
 
 impl<H: Handler> ConsumerRunner<H> {
@@ -122,23 +181,120 @@ impl<H: Handler> ConsumerRunner<H> {
             .messages()
             .await?;
         tracing::info!(consumer = %durable, stream = %stream_name, concurrency, batch_size, "consumer started");
-        let this = &self;
-        messages
-            .take_until(cancel.cancelled())
-            .ready_chunks(batch_size)
-            .for_each_concurrent(concurrency, |pulled| async move {
-                let mut batch = Vec::with_capacity(pulled.len());
-                for message in pulled {
-                    match message {
-                        Ok(message) => batch.push(this.prepare(message)),
-                        Err(e) => tracing::warn!(consumer = %this.durable, error = %e, "pull failed; continuing"),
+        let stop = cancel.child_token();
+        let (back, parked_rx) = tokio::sync::mpsc::unbounded_channel();
+        let parking_limit = concurrency * PARKED_PER_SLOT;
+        let parking = Parking {
+            back,
+            parked: Arc::default(),
+            unparked: Arc::default(),
+            stop: stop.clone(),
+        };
+        let pulled = Box::pin(
+            messages
+                .take_until(cancel.clone().cancelled_owned())
+                .ready_chunks(batch_size),
+        );
+        // At the parking bound nothing new is pulled until a parked message has been taken back by a slot.
+        let gated = futures::stream::unfold(
+            (pulled, parking.parked.clone(), parking.unparked.clone()),
+            move |(mut pulled, parked, unparked)| async move {
+                loop {
+                    let taken = unparked.notified();
+                    if parked.load(Ordering::Relaxed) < parking_limit {
+                        break;
                     }
+                    taken.await;
                 }
-                this.process(batch, max_deliver, progress_every).await;
-            })
-            .await;
+                let next = pulled.next().await?;
+                Some((next, (pulled, parked, unparked)))
+            },
+        );
+        let pulled = gated
+            .map(Work::Pulled)
+            .chain(futures::stream::once(async { Work::PullEnded }));
+        let unparked =
+            tokio_stream::wrappers::UnboundedReceiverStream::new(parked_rx).map(Work::Parked);
+        // Parked messages whose delay has passed go before newly pulled ones: they were pulled earlier.
+        let work =
+            futures::stream::select_with_strategy(unparked, pulled, |_: &mut ()| PollNext::Left)
+                .take_until(stop.clone().cancelled_owned());
+        let this = &self;
+        let parking = &parking;
+        let stop = &stop;
+        work.for_each_concurrent(concurrency, |work| async move {
+            let batch = match work {
+                Work::Pulled(pulled) => {
+                    let mut batch = Vec::with_capacity(pulled.len());
+                    for message in pulled {
+                        match message {
+                            Ok(message) => batch.push(this.prepare(message)),
+                            Err(e) => tracing::warn!(consumer = %this.durable, error = %e, "pull failed; continuing"),
+                        }
+                    }
+                    batch
+                }
+                Work::Parked(prepared) => {
+                    parking.parked.fetch_sub(1, Ordering::Relaxed);
+                    parking.unparked.notify_one();
+                    vec![*prepared]
+                }
+                Work::PullEnded => {
+                    stop.cancel();
+                    return;
+                }
+            };
+            this.process(batch, max_deliver, progress_every, parking).await;
+        })
+        .await;
+        stop.cancel();
         tracing::info!(consumer = %durable, "consumer stopped");
         Ok(())
+    }
+
+    /// Keeps a deferred message until its delay has passed, then hands it back to the slots; see the module
+    /// documentation.
+    fn park(
+        &self,
+        mut prepared: Prepared<H::Message>,
+        delay: Duration,
+        progress_every: Duration,
+        parking: &Parking<H::Message>,
+    ) {
+        parking.parked.fetch_add(1, Ordering::Relaxed);
+        let (back, parked, unparked, stop) = (
+            parking.back.clone(),
+            parking.parked.clone(),
+            parking.unparked.clone(),
+            parking.stop.clone(),
+        );
+        let wait = async move {
+            // Being deferred is no reason for JetStream to redeliver it: progress acks restart its ack timer while
+            // it waits.
+            let until = tokio::time::Instant::now() + delay;
+            let returned = loop {
+                let progress =
+                    tokio::time::Instant::from_std(prepared.progress_at + progress_every);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.min(progress)) => {}
+                    _ = stop.cancelled() => break Err(prepared),
+                }
+                if prepared.progress_at.elapsed() + Duration::from_millis(50) >= progress_every {
+                    let _ = prepared.message.ack_with(AckKind::Progress).await;
+                    prepared.progress_at = Instant::now();
+                }
+                if tokio::time::Instant::now() >= until {
+                    break back.send(Box::new(prepared)).map_err(|e| *e.0);
+                }
+            };
+            // The consumer is stopping: give the message back to JetStream for whoever consumes next.
+            if let Err(prepared) = returned {
+                parked.fetch_sub(1, Ordering::Relaxed);
+                unparked.notify_one();
+                let _ = prepared.message.ack_with(AckKind::Nak(None)).await;
+            }
+        };
+        tokio::spawn(wait);
     }
 
     /// Reads a message's envelope and decodes its payload (the failure is kept as the dead-letter reason).
@@ -147,6 +303,7 @@ impl<H: Handler> ConsumerRunner<H> {
         let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
         let message_id = header(headers::MSG_ID);
         let type_name = header(headers::TYPE);
+        let progress_at = Instant::now();
         let delivered = message
             .info()
             .map(|i| i.delivered.max(1) as u64)
@@ -189,24 +346,27 @@ impl<H: Handler> ConsumerRunner<H> {
             message_id,
             type_name,
             delivered,
+            progress_at,
             span,
             envelope,
         }
     }
 
     /// Applies a batch in one transaction (one commit for many messages), then acknowledges each message as it
-    /// fared: applied and duplicates acked, failures redelivered with backoff or dead-lettered.
+    /// fared: applied and duplicates acked, failures redelivered with backoff or dead-lettered, deferred ones parked.
     async fn process(
         &self,
         batch: Vec<Prepared<H::Message>>,
         max_deliver: i64,
         progress_every: Duration,
+        parking: &Parking<H::Message>,
     ) {
         let started = std::time::Instant::now();
         let results = self.apply(&batch, progress_every).await;
-        for (prepared, result) in batch.iter().zip(results) {
+        let mut deferred = Vec::new();
+        for (prepared, result) in batch.into_iter().zip(results) {
             let outcome = self
-                .outcome(prepared, result, max_deliver)
+                .outcome(&prepared, result, max_deliver)
                 .instrument(prepared.span.clone())
                 .await;
             let message = &prepared.message;
@@ -214,21 +374,29 @@ impl<H: Handler> ConsumerRunner<H> {
                 Outcome::Applied | Outcome::Duplicate => message.double_ack().await,
                 Outcome::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
                 Outcome::DeadLettered => message.ack_with(AckKind::Term).await,
+                Outcome::Deferred(_) => Ok(()),
             };
             let label = match outcome {
                 Outcome::Applied => "applied",
                 Outcome::Duplicate => "duplicate",
                 Outcome::Retry(_) => "retry",
                 Outcome::DeadLettered => "dead_lettered",
+                Outcome::Deferred(_) => "deferred",
             };
             metrics::counter!("bus_messages_total", "consumer" => self.durable.clone(), "outcome" => label).increment(1);
             if let Err(e) = acked {
                 // The message comes back after ack_wait; the inbox absorbs it if it was applied.
                 tracing::warn!(parent: &prepared.span, error = %e, "acknowledgement failed");
             }
+            if let Outcome::Deferred(delay) = outcome {
+                deferred.push((prepared, delay));
+            }
         }
         metrics::histogram!("bus_batch_seconds", "consumer" => self.durable.clone())
             .record(started.elapsed().as_secs_f64());
+        for (prepared, delay) in deferred {
+            self.park(prepared, delay, progress_every, parking);
+        }
     }
 
     async fn outcome(
@@ -268,6 +436,11 @@ impl<H: Handler> ConsumerRunner<H> {
                 tracing::warn!(error = %format!("{e:#}"), "handler failed; will retry");
                 Outcome::Retry(self.settings.backoff(delivered))
             }
+            // Not a failure: no warning, no delivery counted (parked, not NAKed).
+            Err(HandlerError::Defer(delay)) => {
+                tracing::debug!(?delay, "handler deferred the message");
+                Outcome::Deferred(delay)
+            }
         }
     }
 
@@ -279,15 +452,25 @@ impl<H: Handler> ConsumerRunner<H> {
         batch: &[Prepared<H::Message>],
         progress_every: Duration,
     ) -> Vec<Option<Result<bool, HandlerError>>> {
-        let decodable = batch.iter().filter(|p| p.envelope.is_ok()).count();
-        let mut results: Vec<Option<Result<bool, HandlerError>>> =
-            batch.iter().map(|_| None).collect();
+        // Messages the handler would defer anyway are deferred before a transaction (and a connection) is taken.
+        let mut results: Vec<Option<Result<bool, HandlerError>>> = batch
+            .iter()
+            .map(|p| {
+                let delay = self.handler.defer_hint(p.envelope.as_ref().ok()?)?;
+                Some(Err(HandlerError::Defer(delay)))
+            })
+            .collect();
+        let decodable = batch
+            .iter()
+            .zip(&results)
+            .filter(|(p, r)| p.envelope.is_ok() && r.is_none())
+            .count();
         if decodable == 0 {
             return results;
         }
         let retry_all = |e: &sqlx::Error, results: &mut Vec<Option<Result<bool, HandlerError>>>| {
             for (slot, prepared) in results.iter_mut().zip(batch) {
-                if prepared.envelope.is_ok() {
+                if prepared.envelope.is_ok() && slot.is_none() {
                     *slot = Some(Err(HandlerError::Retry(anyhow::anyhow!("database: {e}"))));
                 }
             }
@@ -302,7 +485,7 @@ impl<H: Handler> ConsumerRunner<H> {
         {
             let work = async {
                 for (slot, prepared) in results.iter_mut().zip(batch) {
-                    let Ok(envelope) = &prepared.envelope else {
+                    let (Ok(envelope), None) = (&prepared.envelope, &slot) else {
                         continue;
                     };
                     *slot = Some(
@@ -397,6 +580,8 @@ struct Prepared<M> {
     message_id: Option<String>,
     type_name: Option<String>,
     delivered: u64,
+    /// When JetStream's ack timer for it last restarted (delivery or progress ack), as far as the runner knows.
+    progress_at: Instant,
     span: tracing::Span,
     /// The decoded envelope, or why the message cannot be decoded.
     envelope: Result<Envelope<M>, String>,

@@ -211,3 +211,141 @@ async fn a_payload_that_does_not_decode_is_dead_lettered_at_once() {
     assert!(handler.calls().is_empty());
     ctx.finish().await;
 }
+
+/// A handler with no capacity for a message right now defers it: the message is handed back without failing. Deferred
+/// more often than the consumer's max_deliver (5 for platform-probe), it is still applied, once: deferrals are not
+/// deliveries (JetStream delivered every message once), nothing is dead-lettered, the deferred attempts' writes are
+/// undone, and the messages behind it are applied while it waits.
+#[tokio::test]
+async fn a_deferred_message_comes_back_without_using_up_its_deliveries_and_does_not_hold_up_others()
+{
+    let ctx = Ctx::new().await;
+    let handler = ProbeHandler::new(Behaviour::DeferSeq {
+        seq: 1,
+        times: 12,
+        delay_ms: 200,
+    });
+    ctx.start_consumer(handler.clone(), vec![50]);
+    for seq in 1..=20 {
+        publish_raw(
+            &ctx,
+            &format!("msg-{seq}"),
+            Some("shopbridge.platform.v1.Probe"),
+            probe_bytes(seq),
+        )
+        .await;
+    }
+    eventually("every probe applied", || async {
+        ctx.effects().await == 20
+    })
+    .await;
+
+    let deliveries = handler.deliveries();
+    let first: Vec<usize> = (0..deliveries.len())
+        .filter(|i| deliveries[*i].0 == 1)
+        .collect();
+    assert_eq!(
+        first.len(),
+        13,
+        "12 deferrals, then applied: {deliveries:?}"
+    );
+    assert!(
+        deliveries.iter().all(|(_, delivered)| *delivered == 1),
+        "a deferral is not a redelivery: {deliveries:?}"
+    );
+    let others_before_first_applied = deliveries[..*first.last().unwrap()]
+        .iter()
+        .filter(|(seq, _)| *seq != 1)
+        .count();
+    assert_eq!(
+        others_before_first_applied, 19,
+        "the others did not wait for the deferred one: {deliveries:?}"
+    );
+    let first_effects: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_effects WHERE seq = 1")
+        .fetch_one(&ctx.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(first_effects, 1, "the deferred attempts' writes are undone");
+    assert!(dead_letters(&ctx).await.is_empty());
+    ctx.finish().await;
+}
+
+/// A consumer that stops gives the messages it has parked back to JetStream at once (a NAK), so the next consumer
+/// gets them without waiting out the ack wait (30 s for platform-probe), even though the deferral was long.
+#[tokio::test]
+async fn a_stopping_consumer_gives_its_deferred_messages_back_at_once() {
+    let ctx = Ctx::new().await;
+    let deferring = ProbeHandler::new(Behaviour::DeferAll { delay_ms: 120_000 });
+    let first = tokio_util::sync::CancellationToken::new();
+    ctx.start_consumer_until(deferring.clone(), vec![50], first.clone());
+    publish_raw(
+        &ctx,
+        "msg-parked",
+        Some("shopbridge.platform.v1.Probe"),
+        probe_bytes(3),
+    )
+    .await;
+    eventually("the probe deferred", || async {
+        !deferring.calls().is_empty()
+    })
+    .await;
+
+    first.cancel();
+    let stopped = std::time::Instant::now();
+    let applying = ProbeHandler::new(Behaviour::Apply);
+    ctx.start_consumer(applying.clone(), vec![50]);
+    eventually("the probe applied by the next consumer", || async {
+        ctx.effects().await == 1
+    })
+    .await;
+    let waited = stopped.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "the parked message came back only after {waited:?} (the ack wait is 30 s)"
+    );
+    assert_eq!(deferring.calls().len(), 1);
+    assert_eq!(applying.deliveries(), vec![(3, 2)]);
+    ctx.finish().await;
+}
+
+/// Parking is bounded: with every message deferred, a consumer (concurrency 4, so 64 parked at most) stops pulling
+/// at the bound instead of taking the whole stream into memory, and keeps trying the parked ones, each still
+/// delivered once.
+#[tokio::test]
+async fn a_consumer_pulls_no_more_than_it_can_park() {
+    let ctx = Ctx::new().await;
+    let deferring = ProbeHandler::new(Behaviour::DeferAll { delay_ms: 100 });
+    ctx.start_consumer(deferring.clone(), vec![50]);
+    for seq in 1..=300 {
+        publish_raw(
+            &ctx,
+            &format!("msg-{seq}"),
+            Some("shopbridge.platform.v1.Probe"),
+            probe_bytes(seq),
+        )
+        .await;
+    }
+    let seen = || {
+        let mut seqs: Vec<u64> = deferring.deliveries().iter().map(|(s, _)| *s).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.len()
+    };
+    eventually("the parking bound reached", || async { seen() >= 64 }).await;
+    let calls = deferring.calls().len();
+    eventually("the parked messages tried again", || async {
+        deferring.calls().len() >= calls + 600
+    })
+    .await;
+    // The bound, plus what the four slots had pulled (batches of 8) when it was reached.
+    let pulled = seen();
+    assert!(pulled <= 64 + 4 * 8, "{pulled} messages pulled");
+    assert!(
+        deferring
+            .deliveries()
+            .iter()
+            .all(|(_, delivered)| *delivered == 1),
+        "parked messages are not redelivered"
+    );
+    ctx.finish().await;
+}

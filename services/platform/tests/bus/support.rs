@@ -1,6 +1,6 @@
 use std::{
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use shopbridge_platform::{
@@ -74,6 +74,16 @@ impl Ctx {
     }
 
     pub fn start_consumer(&self, handler: ProbeHandler, backoff_ms: Vec<u64>) {
+        self.start_consumer_until(handler, backoff_ms, self.cancel.clone());
+    }
+
+    /// Like [`Ctx::start_consumer`], running until `cancel`.
+    pub fn start_consumer_until(
+        &self,
+        handler: ProbeHandler,
+        backoff_ms: Vec<u64>,
+        cancel: CancellationToken,
+    ) {
         // Batches of up to 8: several messages share a transaction, each in its own savepoint.
         let settings = ConsumerSettings {
             concurrency: 4,
@@ -89,7 +99,7 @@ impl Ctx {
             handler,
             settings,
         );
-        tokio::spawn(runner.run(self.cancel.clone()));
+        tokio::spawn(runner.run(cancel));
     }
 
     pub async fn effects(&self) -> i64 {
@@ -122,6 +132,17 @@ pub enum Behaviour {
     AlwaysRetry,
     /// Applies every probe but this one, which it rejects (after writing its effect, which must be undone).
     RejectSeq(u64),
+    /// Applies every probe but `seq`, which it defers for `delay_ms` its first `times` calls (after writing its
+    /// effect, which must be undone), then applies.
+    DeferSeq {
+        seq: u64,
+        times: usize,
+        delay_ms: u64,
+    },
+    /// Defers every probe for `delay_ms`, every time.
+    DeferAll {
+        delay_ms: u64,
+    },
 }
 
 /// Records each call; applies the probe as a row in `probe_effects`, or fails as told.
@@ -129,6 +150,8 @@ pub enum Behaviour {
 pub struct ProbeHandler {
     pub behaviour: Behaviour,
     pub calls: Arc<Mutex<Vec<Instant>>>,
+    /// (probe seq, JetStream's delivery count) of every call.
+    pub deliveries: Arc<Mutex<Vec<(u64, u64)>>>,
 }
 
 impl ProbeHandler {
@@ -136,11 +159,17 @@ impl ProbeHandler {
         Self {
             behaviour,
             calls: Arc::default(),
+            deliveries: Arc::default(),
         }
     }
 
     pub fn calls(&self) -> Vec<Instant> {
         self.calls.lock().unwrap().clone()
+    }
+
+    /// (probe seq, delivery count) of every call so far.
+    pub fn deliveries(&self) -> Vec<(u64, u64)> {
+        self.deliveries.lock().unwrap().clone()
     }
 }
 
@@ -153,7 +182,31 @@ impl Handler for ProbeHandler {
         event: &Envelope<Probe>,
     ) -> Result<(), HandlerError> {
         self.calls.lock().unwrap().push(Instant::now());
+        let calls_for_seq = {
+            let mut deliveries = self.deliveries.lock().unwrap();
+            deliveries.push((event.message.seq, event.delivered));
+            deliveries
+                .iter()
+                .filter(|(seq, _)| *seq == event.message.seq)
+                .count()
+        };
         match self.behaviour {
+            Behaviour::DeferAll { delay_ms } => {
+                Err(HandlerError::Defer(Duration::from_millis(delay_ms)))
+            }
+            Behaviour::DeferSeq {
+                seq,
+                times,
+                delay_ms,
+            } if event.message.seq == seq && calls_for_seq <= times => {
+                sqlx::query("INSERT INTO probe_effects (message_id, seq) VALUES ($1, $2)")
+                    .bind(&event.message_id)
+                    .bind(seq as i64)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| HandlerError::Retry(e.into()))?;
+                Err(HandlerError::Defer(Duration::from_millis(delay_ms)))
+            }
             Behaviour::AlwaysRetry => Err(HandlerError::Retry(anyhow::anyhow!(
                 "downstream unavailable"
             ))),
@@ -168,7 +221,7 @@ impl Handler for ProbeHandler {
                     "probe {seq} is invalid"
                 )))
             }
-            Behaviour::Apply | Behaviour::RejectSeq(_) => {
+            Behaviour::Apply | Behaviour::RejectSeq(_) | Behaviour::DeferSeq { .. } => {
                 sqlx::query(
                     "INSERT INTO probe_effects (message_id, seq, trace_id) VALUES ($1, $2, $3)",
                 )
