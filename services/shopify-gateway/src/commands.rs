@@ -3,7 +3,7 @@
 //! command, or one redelivered after a crash) publishes nothing new; its Shopify calls carry idempotency keys derived
 //! from the command id, so a crash between the calls and the commit never applies a call twice.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use secrecy::SecretString;
 use shopbridge_platform::bus::{Envelope, Handler, HandlerError, OutboxMessage, outbox};
@@ -12,8 +12,9 @@ use sqlx::{Postgres, Transaction};
 
 use crate::{
     budget::Lane,
-    documents,
+    catalog_writes, documents,
     executor::{CallError, Executor, Operation, ShopCredentials},
+    in_flight::InFlight,
     ops,
     shopify::FatalKind,
 };
@@ -47,10 +48,78 @@ pub struct CommandHandler {
     /// The partition leases of this replica: a command for a shop whose partition it no longer holds goes back to
     /// JetStream for the holder. None where one replica runs alone (tests).
     pub fence: Option<crate::leases::Leases>,
+    /// Set with [`CommandHandler::with_settings`]; tests construct handlers with [`CommandHandler::new`] and the
+    /// defaults, so a setting added here touches no test.
+    settings: CommandSettings,
+    /// Commands running per shop and lane (`settings.max_running_per_shop_lane`).
+    in_flight: InFlight,
 }
 
-/// Products per CatalogBatch event (events stay well under NATS's 1 MB message limit).
-pub const CATALOG_BATCH: usize = 250;
+/// How the handler runs commands (from the `[service]` configuration; see [`CommandSettings::from_service`]).
+#[derive(Debug, Clone)]
+pub struct CommandSettings {
+    /// Commands of one shop on one lane running at once; more are deferred, so a shop's backlog never fills the
+    /// consumer's slots that other shops of its partition need (`service.budget.max_in_flight_per_shop`: more
+    /// running commands would only queue in the shop's budget). 0 for no limit.
+    pub max_running_per_shop_lane: usize,
+    /// UpsertProducts and SetMetafields with more items than this go as one bulk mutation
+    /// (`service.catalog.bulk_mutation_threshold`).
+    pub bulk_mutation_threshold: usize,
+}
+
+impl Default for CommandSettings {
+    fn default() -> Self {
+        Self {
+            max_running_per_shop_lane: crate::budget::BudgetSettings::default()
+                .max_in_flight_per_shop,
+            bulk_mutation_threshold: catalog_writes::DEFAULT_BULK_MUTATION_THRESHOLD,
+        }
+    }
+}
+
+impl CommandSettings {
+    pub fn from_service(settings: &crate::ServiceSettings) -> Self {
+        Self {
+            max_running_per_shop_lane: settings.budget.max_in_flight_per_shop,
+            bulk_mutation_threshold: settings.catalog.bulk_mutation_threshold.max(1),
+        }
+    }
+}
+
+impl CommandHandler {
+    /// A handler with the default [`CommandSettings`].
+    pub fn new(
+        executor: Arc<Executor>,
+        credentials: Arc<dyn CredentialSource>,
+        pool: sqlx::PgPool,
+        download: reqwest::Client,
+        fence: Option<crate::leases::Leases>,
+    ) -> Self {
+        let settings = CommandSettings::default();
+        Self {
+            executor,
+            credentials,
+            pool,
+            download,
+            fence,
+            in_flight: InFlight::new(settings.max_running_per_shop_lane),
+            settings,
+        }
+    }
+
+    pub fn with_settings(mut self, settings: CommandSettings) -> Self {
+        self.in_flight = InFlight::new(settings.max_running_per_shop_lane);
+        self.settings = settings;
+        self
+    }
+
+    pub fn settings(&self) -> &CommandSettings {
+        &self.settings
+    }
+}
+
+/// Products per CatalogBatch event, at most (batches are also cut by size: see `export::catalog_batches`).
+pub use crate::export::CATALOG_BATCH;
 /// Orders per OrderPage event, at most.
 pub const ORDER_PAGE: usize = 250;
 /// Encoded bytes per OrderPage event, at most: orders with hundreds of lines make a page of 250 too big for NATS's
@@ -186,6 +255,22 @@ impl CommandHandler {
         }
     }
 
+    fn writer<'a>(
+        &'a self,
+        command: &'a pb::Command,
+        shop: &'a ShopCredentials,
+    ) -> catalog_writes::Writer<'a> {
+        catalog_writes::Writer {
+            executor: &self.executor,
+            pool: &self.pool,
+            download: &self.download,
+            shop,
+            lane: lane(command.lane),
+            command_id: &command.command_id,
+            bulk_mutation_threshold: self.settings.bulk_mutation_threshold,
+        }
+    }
+
     fn exporter(&self) -> crate::export::Exporter<'_> {
         crate::export::Exporter {
             executor: &self.executor,
@@ -203,21 +288,11 @@ impl CommandHandler {
     ) -> (pb::CommandResult, Vec<Published>) {
         match self.exporter().export(shop, &command.command_id).await {
             Ok(products) => {
-                let total = products.len().div_ceil(CATALOG_BATCH) as u32;
                 // Products move into their batches (no copy of the catalog), and the handler drops each batch as
                 // soon as its outbox row is written.
-                let mut products = products.into_iter();
-                let batches = (1..=total)
-                    .map(|seq| {
-                        Published::Catalog(pb::CatalogBatch {
-                            command_id: command.command_id.clone(),
-                            shop_domain: command.shop_domain.clone(),
-                            channel_id: command.channel_id.clone(),
-                            seq,
-                            total_batches: total,
-                            products: products.by_ref().take(CATALOG_BATCH).collect(),
-                        })
-                    })
+                let batches = crate::export::catalog_batches(command, products)
+                    .into_iter()
+                    .map(Published::Catalog)
                     .collect();
                 result.status = Status::Succeeded as i32;
                 (result, batches)
@@ -364,6 +439,22 @@ impl CommandHandler {
                 .await
             }
             Some(Op::ExportCatalog(_)) => return self.export(command, shop, result).await,
+            Some(Op::ExportCatalogDelta(delta)) => {
+                let (result, batches) = crate::export_delta::run(
+                    &self.executor,
+                    shop,
+                    lane,
+                    call_problem,
+                    command,
+                    delta,
+                    result,
+                )
+                .await;
+                return (
+                    result,
+                    batches.into_iter().map(Published::Catalog).collect(),
+                );
+            }
             Some(Op::ListLocations(_)) => {
                 let listed = ops::all_nodes(
                     &self.executor,
@@ -503,6 +594,31 @@ impl CommandHandler {
                 result.result = Some(pb::command_result::Result::WebhooksRegistered(registered));
                 outcome
             }
+            Some(Op::UpsertProducts(upsert)) => {
+                let (upserted, outcome) =
+                    catalog_writes::upsert_products(&self.writer(command, shop), upsert).await;
+                result.result = upserted.map(pb::command_result::Result::ProductsUpserted);
+                outcome
+            }
+            Some(Op::SetInventoryItemCosts(set)) => {
+                catalog_writes::set_inventory_item_costs(&self.writer(command, shop), set).await
+            }
+            Some(Op::SetMetafields(set)) => {
+                let (set, outcome) =
+                    catalog_writes::set_metafields(&self.writer(command, shop), set).await;
+                result.result = set.map(pb::command_result::Result::MetafieldsSet);
+                outcome
+            }
+            Some(Op::PublishProducts(publish)) => {
+                catalog_writes::publish_products(&self.writer(command, shop), publish).await
+            }
+            Some(Op::CreateSmartCollection(create)) => {
+                let (created, outcome) =
+                    catalog_writes::create_smart_collection(&self.writer(command, shop), create)
+                        .await;
+                result.result = created.map(pb::command_result::Result::CollectionCreated);
+                outcome
+            }
             None => {
                 result.status = Status::Failed as i32;
                 result
@@ -534,6 +650,16 @@ impl CommandHandler {
 impl Handler for CommandHandler {
     type Message = pb::Command;
 
+    /// Defers a command whose shop is at its limit on the command's lane before a transaction is opened for it.
+    fn defer_hint(&self, event: &Envelope<pb::Command>) -> Option<Duration> {
+        let command = &event.message;
+        self.in_flight.would_defer(
+            &command.shop_domain,
+            lane(command.lane),
+            &command.command_id,
+        )
+    }
+
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Postgres>,
@@ -553,6 +679,17 @@ impl Handler for CommandHandler {
                 command.shop_domain
             )));
         }
+        // At its shop's limit on this lane, the command steps aside for other shops' commands and comes back in a
+        // moment, keeping its turn among its shop's commands (see `in_flight`). The place is held until the handler
+        // returns.
+        let _running = self
+            .in_flight
+            .try_start(
+                &command.shop_domain,
+                lane(command.lane),
+                &command.command_id,
+            )
+            .map_err(HandlerError::Defer)?;
         // Two deliveries of one command (a re-send while the first still runs) take turns: the second waits here
         // until the first commits, then finds its result.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")

@@ -44,6 +44,7 @@ documents! {
     CATALOG_INVENTORY = "catalog_inventory", BulkQuery;
     BULK_EXPORT_START = "bulk_export_start", Mutation;
     BULK_OPERATION_POLL = "bulk_operation_poll", Query;
+    CURRENT_BULK_OPERATION = "current_bulk_operation", Query;
     PRODUCT_SET = "product_set", Mutation;
     VARIANTS_UPDATE_PRICES = "variants_update_prices", Mutation;
     INVENTORY_SET = "inventory_set", Mutation;

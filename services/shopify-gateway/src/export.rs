@@ -1,8 +1,11 @@
 //! Catalog export with bulk operations: three bulk queries (products with options, images, metafields and
 //! variants; variant metafields; per-location quantities), each recorded in the gateway's database as soon as
-//! Shopify accepts it, polled by id (so a restarted gateway resumes instead of starting over), downloaded and
+//! Shopify accepts it (and its start before it is sent, so even a crash between the two never starts a second one:
+//! [`bulk_start`]), polled by id (so a restarted gateway resumes instead of starting over), downloaded and
 //! parsed line by line into compact product records. Children may come before their parent in Shopify's JSONL, so
 //! lines wait for their parent when needed.
+
+pub mod bulk_start;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -10,6 +13,7 @@ use serde_json::{Value, json};
 use shopbridge_proto::gateway as pb;
 use sqlx::PgPool;
 
+use self::bulk_start::{BulkKind, BulkStart, StartError};
 use crate::{
     budget::Lane,
     documents::{self, Document},
@@ -34,6 +38,16 @@ pub enum ExportError {
     Database(#[from] sqlx::Error),
 }
 
+impl From<StartError> for ExportError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Call(e) => Self::Call(e),
+            StartError::Refused(m) | StartError::Prepare(m) => Self::Refused(m),
+            StartError::Database(e) => Self::Database(e),
+        }
+    }
+}
+
 /// How often a running bulk operation is polled (Shopify suggests seconds, not milliseconds).
 pub struct PollSettings {
     pub first: Duration,
@@ -47,6 +61,52 @@ impl Default for PollSettings {
             max: Duration::from_secs(5),
         }
     }
+}
+
+/// Products per CatalogBatch event, at most.
+pub const CATALOG_BATCH: usize = 250;
+/// Encoded bytes per CatalogBatch event, at most: products with many variants (or long descriptions) make a batch of
+/// 250 too big for NATS's 1 MiB message limit, so such a batch is cut earlier (64 KiB are left for the event's
+/// headers). Batches under the limit are as they were, so consumers see no change where publishing worked.
+const CATALOG_BATCH_BYTES: usize = 960 * 1024;
+
+/// Cuts an export's products into CatalogBatch events of at most [`CATALOG_BATCH`] products and
+/// [`CATALOG_BATCH_BYTES`] bytes (a single bigger product goes alone), numbered 1..total. The products move into
+/// their batches (no copy of the catalog). The bulk and the delta export both publish through here, so consumers
+/// see one shape.
+pub fn catalog_batches(
+    command: &pb::Command,
+    products: Vec<pb::CatalogProduct>,
+) -> Vec<pb::CatalogBatch> {
+    use prost::Message;
+    let mut batches: Vec<Vec<pb::CatalogProduct>> = Vec::new();
+    let mut bytes = 0;
+    for product in products {
+        let size = product.encoded_len();
+        match batches.last_mut() {
+            Some(batch) if batch.len() < CATALOG_BATCH && bytes + size <= CATALOG_BATCH_BYTES => {
+                bytes += size;
+                batch.push(product);
+            }
+            _ => {
+                bytes = size;
+                batches.push(vec![product]);
+            }
+        }
+    }
+    let total = batches.len() as u32;
+    batches
+        .into_iter()
+        .enumerate()
+        .map(|(i, products)| pb::CatalogBatch {
+            command_id: command.command_id.clone(),
+            shop_domain: command.shop_domain.clone(),
+            channel_id: command.channel_id.clone(),
+            seq: i as u32 + 1,
+            total_batches: total,
+            products,
+        })
+        .collect()
 }
 
 /// A finished bulk operation: its id and result file (None when it matched nothing).
@@ -112,8 +172,9 @@ impl Exporter<'_> {
     }
 
     /// Runs one bulk query of a command to the end: starts it (or, after a restart, finds the operation started
-    /// before under the same command id and stage name) and polls it until it finishes. Other modules' bulk reads
-    /// (orders) go through here too, so every bulk operation is recorded and resumed the same way.
+    /// before under the same command id and stage name, even one whose id was never recorded: [`bulk_start`]) and
+    /// polls it until it finishes. Other modules' bulk reads (orders) go through here too, so every bulk operation is
+    /// recorded and resumed the same way.
     pub async fn run_bulk_query(
         &self,
         shop: &ShopCredentials,
@@ -122,20 +183,22 @@ impl Exporter<'_> {
         stage: &str,
         query: &str,
     ) -> Result<BulkDone, ExportError> {
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT bulk_id FROM bulk_operations WHERE command_id = $1 AND stage = $2",
-        )
-        .bind(command_id)
-        .bind(stage)
-        .fetch_optional(self.pool)
-        .await?;
-        let bulk_id = match existing {
-            Some(id) => {
-                tracing::info!(bulk_id = %id, stage, "resuming a bulk operation started before");
-                id
-            }
-            None => self.start(shop, lane, command_id, stage, query).await?,
+        let start = BulkStart {
+            executor: self.executor,
+            pool: self.pool,
+            shop,
+            lane,
+            command_id,
+            stage,
+            kind: BulkKind::Query,
+            text: query,
+            wait_first: self.poll.first,
+            wait_max: self.poll.max,
         };
+        let mut calls = 0;
+        let bulk_id = start
+            .run(|| async { Ok(json!({ "query": query })) }, &mut calls)
+            .await?;
         let mut delay = self.poll.first;
         loop {
             let poll = Operation {
@@ -168,51 +231,6 @@ impl Exporter<'_> {
                     delay = (delay * 2).min(self.poll.max);
                 }
             }
-        }
-    }
-
-    async fn start(
-        &self,
-        shop: &ShopCredentials,
-        lane: Lane,
-        command_id: &str,
-        stage: &str,
-        query: &str,
-    ) -> Result<String, ExportError> {
-        let mut delay = self.poll.first;
-        loop {
-            let start = Operation {
-                document: documents::BULK_EXPORT_START,
-                variables: json!({ "query": query }),
-                expected_cost: 10.0,
-                idempotency_key: Some(format!("{command_id}:bulk:{stage}")),
-            };
-            let data = self.executor.call(shop, lane, &start).await?;
-            let payload = &data["bulkOperationRunQuery"];
-            if let Some(id) = payload["bulkOperation"]["id"].as_str() {
-                sqlx::query(
-                    "INSERT INTO bulk_operations (command_id, stage, shop_domain, bulk_id, status) VALUES ($1, $2, $3, $4, 'RUNNING')",
-                )
-                .bind(command_id)
-                .bind(stage)
-                .bind(&shop.domain)
-                .bind(id)
-                .execute(self.pool)
-                .await?;
-                tracing::info!(bulk_id = id, stage, "bulk operation started");
-                return Ok(id.to_string());
-            }
-            let errors = payload["userErrors"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            // One bulk query at a time per shop (API 2025-10): wait for the other one to finish.
-            if errors.iter().any(|e| e["code"] == "OPERATION_IN_PROGRESS") {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(self.poll.max);
-                continue;
-            }
-            return Err(ExportError::Refused(Value::Array(errors).to_string()));
         }
     }
 
@@ -309,18 +327,37 @@ fn emit(bytes: &[u8], line: &mut impl FnMut(&[u8])) {
 #[derive(Default)]
 struct Assembler {
     products: Vec<pb::CatalogProduct>,
-    product_at: HashMap<String, usize>,
-    /// variant id -> (product index, variant index)
-    variant_at: HashMap<String, (usize, usize)>,
-    /// inventory item id -> (product index, variant index)
-    item_at: HashMap<String, (usize, usize)>,
+    /// The indexes below are kept only while a stage needs them: the catalog itself is all that is held at the end.
+    /// product id -> product index (stage 1)
+    product_at: HashMap<GidKey, usize>,
+    /// variant id -> (product index, variant index) (stage 2)
+    variant_at: HashMap<GidKey, (usize, usize)>,
+    /// inventory item id -> (product index, variant index) (stage 3)
+    item_at: HashMap<GidKey, (usize, usize)>,
     /// Children whose parent has not been seen yet, by parent id, already in their compact form (a parsed JSON
     /// line is several times bigger, and a fifth of the children can wait until the end of the file).
     waiting: HashMap<String, Vec<Child>>,
 }
 
+/// An index key for a Shopify gid: its number, where it has one (8 bytes instead of a ~45-byte string on the heap;
+/// with 100,000 variants the indexes hold 300,000 keys). Each index holds one kind of object, so numbers are unique.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum GidKey {
+    Number(u64),
+    Text(Box<str>),
+}
+
+impl GidKey {
+    fn of(gid: &str) -> Self {
+        match gid.rsplit('/').next().and_then(|n| n.parse().ok()) {
+            Some(n) => Self::Number(n),
+            None => Self::Text(gid.into()),
+        }
+    }
+}
+
 /// A product's child line, parsed.
-enum Child {
+pub(crate) enum Child {
     Variant(pb::CatalogVariant),
     Image(pb::CatalogImage),
     Metafield(pb::CatalogMetafield),
@@ -334,7 +371,7 @@ fn s(v: &Value, key: &str) -> String {
     }
 }
 
-fn metafield(v: &Value) -> pb::CatalogMetafield {
+pub(crate) fn metafield(v: &Value) -> pb::CatalogMetafield {
     pb::CatalogMetafield {
         namespace: s(v, "namespace"),
         key: s(v, "key"),
@@ -352,33 +389,25 @@ impl Assembler {
                 let Some(child) = child(&line) else {
                     return;
                 };
-                match self.product_at.get(&parent).copied() {
+                match self.product_at.get(&GidKey::of(&parent)).copied() {
                     Some(p) => self.attach(p, child),
                     None => self.waiting.entry(parent).or_default().push(child),
                 }
             }
             ("catalog_variant_metafields", Some(parent)) => {
-                if let Some((p, v)) = self.variant_at.get(&parent).copied() {
+                if let Some((p, v)) = self.variant_at.get(&GidKey::of(&parent)).copied() {
                     self.products[p].variants[v]
                         .metafields
                         .push(metafield(&line));
                 }
             }
             ("catalog_inventory", Some(item)) => {
-                let Some((p, v)) = self.item_at.get(&item).copied() else {
+                let Some((p, v)) = self.item_at.get(&GidKey::of(&item)).copied() else {
                     return;
                 };
-                let available = line["quantities"]
-                    .as_array()
-                    .and_then(|q| q.iter().find(|q| q["name"] == "available"))
-                    .and_then(|q| q["quantity"].as_i64())
-                    .unwrap_or(0);
                 self.products[p].variants[v]
                     .quantities
-                    .push(pb::CatalogQuantity {
-                        location_id: s(&line["location"], "id"),
-                        available,
-                    });
+                    .push(quantity(&line));
             }
             // Parent lines of stages 2 and 3 (variants, inventory items) carry nothing new.
             _ => {}
@@ -386,45 +415,10 @@ impl Assembler {
     }
 
     fn product(&mut self, v: &Value) {
-        let id = s(v, "id");
-        let mut options: Vec<pb::CatalogOption> = v["options"]
-            .as_array()
-            .map(|o| {
-                o.iter()
-                    .map(|o| pb::CatalogOption {
-                        name: s(o, "name"),
-                        position: o["position"].as_u64().unwrap_or(0) as u32,
-                        values: o["optionValues"]
-                            .as_array()
-                            .map(|vs| vs.iter().map(|x| s(x, "name")).collect())
-                            .unwrap_or_default(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        options.sort_by_key(|o| o.position);
-        let product = pb::CatalogProduct {
-            id: id.clone(),
-            title: s(v, "title"),
-            handle: s(v, "handle"),
-            description_html: s(v, "descriptionHtml"),
-            vendor: s(v, "vendor"),
-            product_type: s(v, "productType"),
-            tags: v["tags"]
-                .as_array()
-                .map(|t| {
-                    t.iter()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            status: s(v, "status"),
-            options,
-            updated_at: s(v, "updatedAt"),
-            ..Default::default()
-        };
+        let product = product(v);
+        let id = product.id.clone();
         let p = self.products.len();
-        self.product_at.insert(id.clone(), p);
+        self.product_at.insert(GidKey::of(&id), p);
         self.products.push(product);
         for child in self.waiting.remove(&id).unwrap_or_default() {
             self.attach(p, child);
@@ -436,8 +430,9 @@ impl Assembler {
         match child {
             Child::Variant(variant) => {
                 let at = (p, product.variants.len());
-                self.item_at.insert(variant.inventory_item_id.clone(), at);
-                self.variant_at.insert(variant.id.clone(), at);
+                self.item_at
+                    .insert(GidKey::of(&variant.inventory_item_id), at);
+                self.variant_at.insert(GidKey::of(&variant.id), at);
                 product.variants.push(variant);
             }
             Child::Image(image) => product.images.push(image),
@@ -446,8 +441,63 @@ impl Assembler {
     }
 }
 
+/// A product's own fields (no variants, media or metafields), from a product object of the bulk JSONL or of a
+/// products page: both use the same field names.
+pub(crate) fn product(v: &Value) -> pb::CatalogProduct {
+    let id = s(v, "id");
+    let mut options: Vec<pb::CatalogOption> = v["options"]
+        .as_array()
+        .map(|o| {
+            o.iter()
+                .map(|o| pb::CatalogOption {
+                    name: s(o, "name"),
+                    position: o["position"].as_u64().unwrap_or(0) as u32,
+                    values: o["optionValues"]
+                        .as_array()
+                        .map(|vs| vs.iter().map(|x| s(x, "name")).collect())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    options.sort_by_key(|o| o.position);
+    pb::CatalogProduct {
+        id,
+        title: s(v, "title"),
+        handle: s(v, "handle"),
+        description_html: s(v, "descriptionHtml"),
+        vendor: s(v, "vendor"),
+        product_type: s(v, "productType"),
+        tags: v["tags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        status: s(v, "status"),
+        options,
+        updated_at: s(v, "updatedAt"),
+        ..Default::default()
+    }
+}
+
+/// One location's available quantity, from an inventory level (`location { id } quantities { name quantity }`).
+pub(crate) fn quantity(v: &Value) -> pb::CatalogQuantity {
+    let available = v["quantities"]
+        .as_array()
+        .and_then(|q| q.iter().find(|q| q["name"] == "available"))
+        .and_then(|q| q["quantity"].as_i64())
+        .unwrap_or(0);
+    pb::CatalogQuantity {
+        location_id: s(&v["location"], "id"),
+        available,
+    }
+}
+
 /// Parses a product's child line (variant, image or metafield); None for anything else.
-fn child(v: &Value) -> Option<Child> {
+pub(crate) fn child(v: &Value) -> Option<Child> {
     let id = s(v, "id");
     if id.starts_with("gid://shopify/ProductVariant/") {
         let weight = &v["inventoryItem"]["measurement"]["weight"];
@@ -498,7 +548,21 @@ impl Assembler {
                 orphans,
                 "bulk lines whose parent never came; dropped"
             );
-            self.waiting.clear();
+            self.waiting = HashMap::new();
+        }
+        // Free each index once no later stage needs it (clear() would keep the table's memory).
+        match stage.name {
+            "catalog_products" => {
+                self.product_at = HashMap::new();
+                // Every variant has come: give back the slack of the growing vectors (up to half of each).
+                for product in &mut self.products {
+                    product.variants.shrink_to_fit();
+                }
+                self.products.shrink_to_fit();
+            }
+            "catalog_variant_metafields" => self.variant_at = HashMap::new(),
+            "catalog_inventory" => self.item_at = HashMap::new(),
+            _ => {}
         }
     }
 
@@ -513,6 +577,40 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalog_batches_hold_at_most_250_products_and_960_kib_numbered_in_order() {
+        use prost::Message;
+        let command = pb::Command {
+            command_id: "c1".into(),
+            ..Default::default()
+        };
+        let product = |i: usize, bytes: usize| pb::CatalogProduct {
+            id: format!("gid://shopify/Product/{i}"),
+            description_html: "x".repeat(bytes),
+            ..Default::default()
+        };
+        let batches = catalog_batches(&command, (0..600).map(|i| product(i, 10)).collect());
+        let sizes: Vec<usize> = batches.iter().map(|b| b.products.len()).collect();
+        assert_eq!(sizes, vec![250, 250, 100]);
+        assert!(
+            batches
+                .iter()
+                .enumerate()
+                .all(|(i, b)| b.seq == i as u32 + 1
+                    && b.total_batches == 3
+                    && b.command_id == "c1")
+        );
+        let big = catalog_batches(&command, (0..10).map(|i| product(i, 200_000)).collect());
+        // Four products of 200 kB fit a batch.
+        assert_eq!(big.len(), 3);
+        assert!(
+            big.iter()
+                .all(|b| b.encoded_len() < CATALOG_BATCH_BYTES + 1024)
+        );
+        assert_eq!(big.iter().map(|b| b.products.len()).sum::<usize>(), 10);
+        assert!(catalog_batches(&command, Vec::new()).is_empty());
+    }
 
     #[test]
     fn lines_split_across_chunks_come_out_whole() {

@@ -5,12 +5,16 @@
 
 pub mod access;
 pub mod budget;
+pub mod bulk_mutation;
+pub mod catalog_writes;
 pub mod commands;
 pub mod credentials;
 pub mod documents;
 pub mod executor;
 pub mod export;
+pub mod export_delta;
 pub mod fulfillments;
+pub mod in_flight;
 pub mod leases;
 pub mod ops;
 pub mod orders;
@@ -52,6 +56,8 @@ pub struct ServiceSettings {
     pub access: access::AccessSettings,
     /// Who may call the gateway's gRPC services: tokens signed by auth, verified with its published keys.
     pub tokens: VerifierSettings,
+    /// Catalog writes (product upserts, metafields): when they go as a bulk mutation.
+    pub catalog: catalog_writes::CatalogSettings,
 }
 
 /// How often the gateway refetches auth's published keys (a token signed by a key it does not know also triggers a
@@ -164,17 +170,20 @@ fn command_consumers(
     parts: ServiceParts,
 ) -> anyhow::Result<ServiceParts> {
     let fence = leases::Leases::new(&settings.service.leases);
-    let handler = Arc::new(commands::CommandHandler {
-        executor,
-        credentials: Arc::new(credentials::AuthCredentials::new(
-            settings.service.auth.clone(),
-        )?),
-        pool: runtime.pool.clone(),
-        download: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(300))
-            .build()?,
-        fence: Some(fence.clone()),
-    });
+    let handler = Arc::new(
+        commands::CommandHandler::new(
+            executor,
+            Arc::new(credentials::AuthCredentials::new(
+                settings.service.auth.clone(),
+            )?),
+            runtime.pool.clone(),
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(300))
+                .build()?,
+            Some(fence.clone()),
+        )
+        .with_settings(commands::CommandSettings::from_service(&settings.service)),
+    );
     let spawner = partition_spawner(runtime, handler);
     let js = runtime.js.clone();
     let bucket = runtime.namespace.resource("gateway-leases");

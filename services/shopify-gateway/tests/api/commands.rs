@@ -48,16 +48,16 @@ async fn a_command_is_answered_once_even_when_sent_twice() {
     let nats = TestNats::new().await;
     let cancel = CancellationToken::new();
 
-    let handler = CommandHandler {
-        executor: f.executor.clone(),
-        credentials: Arc::new(StaticCredentials(HashMap::from([(
+    let handler = CommandHandler::new(
+        f.executor.clone(),
+        Arc::new(StaticCredentials(HashMap::from([(
             "channel-1".to_string(),
             credentials.token.clone(),
         )]))),
-        pool: db.pool.clone(),
-        download: reqwest::Client::new(),
-        fence: None,
-    };
+        db.pool.clone(),
+        reqwest::Client::new(),
+        None,
+    );
     let partition = names::partition_token(names::partition_for(
         &credentials.domain,
         names::GATEWAY_PARTITIONS,

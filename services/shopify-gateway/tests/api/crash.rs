@@ -68,13 +68,13 @@ async fn start_instance(
         },
     );
     let fence = Leases::new(&LEASES);
-    let handler = Arc::new(CommandHandler {
-        executor: Arc::new(executor),
-        credentials: Arc::new(Tokens(tokens.clone())),
-        pool: pool.clone(),
-        download: reqwest::Client::new(),
-        fence: Some(fence.clone()),
-    });
+    let handler = Arc::new(CommandHandler::new(
+        Arc::new(executor),
+        Arc::new(Tokens(tokens.clone())),
+        pool.clone(),
+        reqwest::Client::new(),
+        Some(fence.clone()),
+    ));
     let spawn = shopbridge_gateway::spawner(
         pool.clone(),
         nats.js.clone(),

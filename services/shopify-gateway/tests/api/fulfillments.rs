@@ -304,15 +304,15 @@ async fn a_shipment_whose_first_attempt_died_after_shopify_applied_it_is_answere
         }),
     );
     // First attempt: the handler runs in a transaction that never commits (the process died).
-    let handler = CommandHandler {
-        executor: h.f.executor.clone(),
-        credentials: std::sync::Arc::new(Tokens(
+    let handler = CommandHandler::new(
+        h.f.executor.clone(),
+        std::sync::Arc::new(Tokens(
             [(SHOP.to_string(), h.tokens[SHOP].clone().into())].into(),
         )),
-        pool: h.db.pool.clone(),
-        download: reqwest::Client::new(),
-        fence: None,
-    };
+        h.db.pool.clone(),
+        reqwest::Client::new(),
+        None,
+    );
     let envelope = Envelope {
         message_id: "ship-crash".into(),
         subject: String::new(),

@@ -155,7 +155,7 @@ pub struct Harness {
 /// Consumer settings for tests: the deployed concurrency, quick redelivery.
 pub fn consumer_settings() -> ConsumerSettings {
     ConsumerSettings {
-        concurrency: 4,
+        concurrency: 16,
         batch_size: 1,
         backoff_ms: vec![100, 500],
     }
@@ -205,13 +205,13 @@ impl Harness {
             .connect(&db.url)
             .await
             .unwrap();
-        let handler = Arc::new(CommandHandler {
-            executor: f.executor.clone(),
-            credentials: Arc::new(Tokens(tokens)),
-            pool: pool.clone(),
-            download: reqwest::Client::new(),
-            fence: None,
-        });
+        let handler = Arc::new(CommandHandler::new(
+            f.executor.clone(),
+            Arc::new(Tokens(tokens)),
+            pool.clone(),
+            reqwest::Client::new(),
+            None,
+        ));
         let cancel = CancellationToken::new();
         let spawn = shopbridge_gateway::spawner(
             pool.clone(),

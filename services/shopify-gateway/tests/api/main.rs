@@ -2,11 +2,16 @@
 
 mod access;
 mod budget;
+mod bulk_start;
+mod catalog_writes;
 mod commands;
 mod compliance;
 mod crash;
 mod documents;
 mod export;
+mod export_delta;
+mod export_memory;
+mod fairness;
 mod fulfillments;
 mod harness;
 mod lookup;

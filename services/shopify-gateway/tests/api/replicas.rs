@@ -76,13 +76,13 @@ fn replica(
         retry,
     );
     let fence = Leases::new(&LEASES);
-    let handler = Arc::new(CommandHandler {
-        executor: Arc::new(executor),
-        credentials: Arc::new(Tokens(tokens.clone())),
-        pool: db.pool.clone(),
-        download: reqwest::Client::new(),
-        fence: Some(fence.clone()),
-    });
+    let handler = Arc::new(CommandHandler::new(
+        Arc::new(executor),
+        Arc::new(Tokens(tokens.clone())),
+        db.pool.clone(),
+        reqwest::Client::new(),
+        Some(fence.clone()),
+    ));
     let consumer = ConsumerSettings {
         concurrency: 4,
         batch_size: 1,

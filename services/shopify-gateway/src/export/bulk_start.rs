@@ -1,0 +1,357 @@
+//! Starting a bulk operation (query or mutation) at most once per command and stage, across crashes.
+//!
+//! The window this closes: Shopify accepts `bulkOperationRunQuery`/`RunMutation`, then the gateway dies (or loses
+//! the answer) before the operation's id is committed to `bulk_operations`. Without a trace of the start, the
+//! redelivered command would start a second operation; API 2025-10 runs one bulk query and one bulk mutation per app
+//! and shop at a time, so that second start is refused with OPERATION_IN_PROGRESS until the orphan ends (minutes),
+//! and the orphan's result is never used.
+//!
+//! So a start is recorded before it is sent: a `bulk_starts` row (command, stage, shop, type, `attempted_at` = the
+//! database's now) is committed before each start request, and deleted in the transaction that records the accepted
+//! operation in `bulk_operations`. A `bulk_starts` row found on resume means the crash window may have been hit; the
+//! command then asks Shopify for the app's current operation of that type and adopts it when it can only be this
+//! start's:
+//! - its `query` is the text this start sends (the bulk query, or the mutation run for every line);
+//! - it was created within this start's window: not before `attempted_at` (less [`SKEW`]: Shopify's clock is not the
+//!   database's and `createdAt` has whole seconds), and not after the longest a start call can take
+//!   ([`START_CALL_MAX`]);
+//! - no row of `bulk_operations` claims it (a unique index keeps two resumed commands from both adopting it);
+//! - no other unfinished start of the same shop and type could have created it (its window holds the creation time).
+//!
+//! Why that suffices: the gateway is the only starter of bulk operations for this app, every start it sends is
+//! preceded by a committed `bulk_starts` row that stays until the accepted id is recorded, and per shop and type
+//! only one operation runs at once. An unclaimed operation is therefore the work of an unfinished start whose window
+//! holds its creation time; when that start is the only candidate, it is ours. When the check cannot tell (another
+//! candidate, other text, outside the window), a new operation is started: the old behaviour, slower but never
+//! wrong. A bulk mutation's variables (staged upload) are prepared only when a new operation is started, so an
+//! adopted mutation is never uploaded or started again.
+//!
+//! The same check runs when a start is refused with OPERATION_IN_PROGRESS: the executor retries a request whose
+//! answer was lost, and the operation in progress may be the one the lost attempt created.
+
+use std::{future::Future, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::{
+    budget::Lane,
+    documents,
+    executor::{CallError, Executor, Operation, ShopCredentials},
+};
+
+/// Allowed difference between Shopify's `createdAt` (whole seconds) and the database's clock.
+pub const SKEW: Duration = Duration::from_secs(5);
+/// The longest from committing a start's row to Shopify creating the operation: the budget wait, the executor's
+/// retries within their deadline (300 s deployed) and the request timeout, with room. An operation created later
+/// is not that start's.
+pub const START_CALL_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// Shopify's cost of a bulk start mutation, and of reading the current operation.
+const START_COST: f64 = 10.0;
+const READ_COST: f64 = 1.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkKind {
+    Query,
+    Mutation,
+}
+
+impl BulkKind {
+    /// The `BulkOperationType` value (also stored in `bulk_starts.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "QUERY",
+            Self::Mutation => "MUTATION",
+        }
+    }
+
+    fn start_document(self) -> documents::Document {
+        match self {
+            Self::Query => documents::BULK_EXPORT_START,
+            Self::Mutation => documents::BULK_MUTATION_START,
+        }
+    }
+
+    fn payload_field(self) -> &'static str {
+        match self {
+            Self::Query => "bulkOperationRunQuery",
+            Self::Mutation => "bulkOperationRunMutation",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// Shopify answered the start with user errors (other than OPERATION_IN_PROGRESS), as JSON.
+    #[error("Shopify refused the bulk operation: {0}")]
+    Refused(String),
+    /// Preparing the start failed (a bulk mutation's staged upload).
+    #[error("{0}")]
+    Prepare(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// One stage's bulk operation of one command.
+pub struct BulkStart<'a> {
+    pub executor: &'a Executor,
+    pub pool: &'a PgPool,
+    pub shop: &'a ShopCredentials,
+    pub lane: Lane,
+    pub command_id: &'a str,
+    pub stage: &'a str,
+    pub kind: BulkKind,
+    /// What Shopify keeps as the operation's `query`: the bulk query, or the mutation run for every line.
+    pub text: &'a str,
+    /// Waits between starts refused with OPERATION_IN_PROGRESS.
+    pub wait_first: Duration,
+    pub wait_max: Duration,
+}
+
+impl BulkStart<'_> {
+    /// The id of the command's operation for this stage: the recorded one, the one an interrupted start created
+    /// (adopted and recorded), or a new one (started and recorded). `prepare` runs only when a new one is started,
+    /// at most once, and returns the start mutation's variables. `calls` counts the Shopify calls made here.
+    pub async fn run<F, Fut>(&self, prepare: F, calls: &mut usize) -> Result<String, StartError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Value, StartError>>,
+    {
+        if let Some(id) = self.recorded().await? {
+            tracing::info!(bulk_id = %id, stage = self.stage, "resuming a bulk operation started before");
+            return Ok(id);
+        }
+        if let Some(attempted_at) = self.interrupted_start().await?
+            && let Some(id) = self.adopt(attempted_at, calls).await?
+        {
+            return Ok(id);
+        }
+        let variables = prepare().await?;
+        let start = Operation {
+            document: self.kind.start_document(),
+            variables,
+            expected_cost: START_COST,
+            idempotency_key: Some(format!("{}:bulk:{}", self.command_id, self.stage)),
+        };
+        let mut delay = self.wait_first;
+        loop {
+            let attempted_at = self.note_attempt().await?;
+            *calls += 1;
+            // A failed call leaves the start's row: Shopify may have accepted it.
+            let data = self.executor.call(self.shop, self.lane, &start).await?;
+            let payload = &data[self.kind.payload_field()];
+            if let Some(id) = payload["bulkOperation"]["id"].as_str() {
+                if !self.record(id).await? {
+                    // Shopify's ids are unique and this stage had no row: only a database edited by hand gets here.
+                    return Err(StartError::Refused(format!(
+                        "bulk operation {id} is already recorded for another command or stage"
+                    )));
+                }
+                tracing::info!(bulk_id = id, stage = self.stage, "bulk operation started");
+                return Ok(id.to_string());
+            }
+            let errors = payload["userErrors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            // One bulk operation of a type at a time per shop (API 2025-10): it may be the one a lost answer
+            // created; otherwise wait for it to finish.
+            if errors.iter().any(|e| e["code"] == "OPERATION_IN_PROGRESS") {
+                if let Some(id) = self.adopt(attempted_at, calls).await? {
+                    return Ok(id);
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(self.wait_max);
+                continue;
+            }
+            // Refused: nothing was started, so nothing is left to find.
+            self.forget().await?;
+            return Err(StartError::Refused(Value::Array(errors).to_string()));
+        }
+    }
+
+    async fn recorded(&self) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT bulk_id FROM bulk_operations WHERE command_id = $1 AND stage = $2",
+        )
+        .bind(self.command_id)
+        .bind(self.stage)
+        .fetch_optional(self.pool)
+        .await
+    }
+
+    /// When the last start of this stage was sent, if its outcome was never recorded.
+    async fn interrupted_start(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT attempted_at FROM bulk_starts WHERE command_id = $1 AND stage = $2",
+        )
+        .bind(self.command_id)
+        .bind(self.stage)
+        .fetch_optional(self.pool)
+        .await
+    }
+
+    /// Commits that a start request is about to be sent; returns its time.
+    async fn note_attempt(&self) -> Result<DateTime<Utc>, sqlx::Error> {
+        sqlx::query_scalar(
+            "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, attempted_at) VALUES ($1, $2, $3, $4, now()) \
+             ON CONFLICT (command_id, stage) DO UPDATE SET attempted_at = now() RETURNING attempted_at",
+        )
+        .bind(self.command_id)
+        .bind(self.stage)
+        .bind(&self.shop.domain)
+        .bind(self.kind.as_str())
+        .fetch_one(self.pool)
+        .await
+    }
+
+    async fn forget(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM bulk_starts WHERE command_id = $1 AND stage = $2")
+            .bind(self.command_id)
+            .bind(self.stage)
+            .execute(self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records `id` as this stage's operation and drops the start's row, in one transaction. False when another
+    /// row already claims the operation (nothing is changed then).
+    async fn record(&self, id: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO bulk_operations (command_id, stage, shop_domain, bulk_id, status) VALUES ($1, $2, $3, $4, 'RUNNING') \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(self.command_id)
+        .bind(self.stage)
+        .bind(&self.shop.domain)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM bulk_starts WHERE command_id = $1 AND stage = $2")
+            .bind(self.command_id)
+            .bind(self.stage)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Adopts the app's current operation of this type when it can only be the one the start sent at
+    /// `attempted_at` created (see the module's comment); returns its id, recorded.
+    async fn adopt(
+        &self,
+        attempted_at: DateTime<Utc>,
+        calls: &mut usize,
+    ) -> Result<Option<String>, StartError> {
+        let current = Operation {
+            document: documents::CURRENT_BULK_OPERATION,
+            variables: json!({ "type": self.kind.as_str() }),
+            expected_cost: READ_COST,
+            idempotency_key: None,
+        };
+        *calls += 1;
+        let data = self.executor.call(self.shop, self.lane, &current).await?;
+        let op = &data["currentBulkOperation"];
+        let (Some(id), Some(created_at)) = (
+            op["id"].as_str(),
+            op["createdAt"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+        ) else {
+            return Ok(None);
+        };
+        let not_ours = |why: &str| {
+            tracing::info!(
+                bulk_id = id,
+                stage = self.stage,
+                why,
+                "the current bulk operation is not this start's"
+            );
+            Ok(None)
+        };
+        if op["query"].as_str().map(str::trim) != Some(self.text.trim()) {
+            return not_ours("other text");
+        }
+        if !within_window(attempted_at, created_at) {
+            return not_ours("created outside the start's window");
+        }
+        let claimed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM bulk_operations WHERE shop_domain = $1 AND bulk_id = $2)",
+        )
+        .bind(&self.shop.domain)
+        .bind(id)
+        .fetch_one(self.pool)
+        .await?;
+        if claimed {
+            return not_ours("recorded for another stage or command");
+        }
+        // Other unfinished starts of this shop and type whose window holds the creation time.
+        let (earliest, latest) = candidates_window(created_at);
+        let rivals: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM bulk_starts WHERE shop_domain = $1 AND kind = $2 \
+             AND NOT (command_id = $3 AND stage = $4) AND attempted_at BETWEEN $5 AND $6",
+        )
+        .bind(&self.shop.domain)
+        .bind(self.kind.as_str())
+        .bind(self.command_id)
+        .bind(self.stage)
+        .bind(earliest)
+        .bind(latest)
+        .fetch_one(self.pool)
+        .await?;
+        if rivals > 0 {
+            return not_ours("another unfinished start may have created it");
+        }
+        if !self.record(id).await? {
+            return not_ours("claimed by another command meanwhile");
+        }
+        tracing::warn!(
+            bulk_id = id,
+            stage = self.stage,
+            "adopted the bulk operation an interrupted start created (its id had not been recorded)"
+        );
+        Ok(Some(id.to_string()))
+    }
+}
+
+/// Whether an operation created at `created_at` may come from a start sent at `attempted_at`.
+fn within_window(attempted_at: DateTime<Utc>, created_at: DateTime<Utc>) -> bool {
+    let (earliest, latest) = candidates_window(created_at);
+    earliest <= attempted_at && attempted_at <= latest
+}
+
+/// The attempt times of the starts that may have created an operation created at `created_at`.
+fn candidates_window(created_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let max = chrono::Duration::from_std(START_CALL_MAX).unwrap_or(chrono::Duration::MAX);
+    let skew = chrono::Duration::from_std(SKEW).unwrap_or(chrono::Duration::zero());
+    (created_at - max, created_at + skew)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operation_belongs_to_a_start_only_within_its_window() {
+        let attempt = DateTime::parse_from_rfc3339("2026-01-01T10:00:00.700Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // createdAt has whole seconds: the same second, truncated, is still the start's.
+        assert!(within_window(attempt, at("2026-01-01T10:00:00Z")));
+        assert!(within_window(attempt, at("2026-01-01T09:59:56Z")));
+        assert!(within_window(attempt, at("2026-01-01T10:14:00Z")));
+        assert!(!within_window(attempt, at("2026-01-01T09:59:50Z")));
+        assert!(!within_window(attempt, at("2026-01-01T10:20:00Z")));
+    }
+}

@@ -1,0 +1,355 @@
+//! The delta export: products changed since a time, read page by page with `products_delta` (sorted by
+//! updated_at) and mapped to the same `CatalogProduct` records as the bulk export. Every nested connection's page size
+//! is a variable sized here, so a page stays under Shopify's 1,000-point single-query limit; a product with more
+//! variants than a page holds is completed with follow-up calls for that product alone, and one with more nested
+//! items than the gateway reads (media, metafields, variant metafields, inventory levels) is reported by name.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use shopbridge_proto::gateway as pb;
+
+use crate::{
+    budget::Lane,
+    documents,
+    executor::{CallError, Executor, Operation, ShopCredentials},
+    export::{self, Child},
+};
+
+/// Shopify's single-query cost limit.
+const MAX_QUERY_COST: u32 = 1000;
+/// Media read per product (Shopify allows up to 250 media per product; listings use the first few).
+pub const MEDIA: u32 = 10;
+/// Product metafields read per product.
+pub const METAFIELDS: u32 = 20;
+/// Metafields read per variant.
+pub const VARIANT_METAFIELDS: u32 = 5;
+/// Inventory levels read per variant: Shopify's Basic to Advanced plans allow 10 locations at most.
+pub const LEVELS: u32 = 10;
+/// Variants read with each product of a page; the rest come from follow-up calls.
+pub const VARIANTS: u32 = 10;
+
+/// What one variant node costs by Shopify's documented rules (objects 1, plain lists of objects 1, connections
+/// 2 + first × node): the variant 1, selectedOptions 1, metafields 2 + n, inventoryItem 1 + measurement 1 + weight 1,
+/// inventoryLevels 2 + levels × (1 + location 1 + quantities 1).
+const fn variant_cost(variant_metafields: u32, levels: u32) -> u32 {
+    1 + 1 + (2 + variant_metafields) + 3 + (2 + levels * 3)
+}
+
+/// What one product node costs: the product 1, options 1 + optionValues 1, media 2 + n × (1 + image 1),
+/// metafields 2 + n, variants 2 + n × variant.
+const fn product_cost(variants: u32) -> u32 {
+    1 + 2
+        + (2 + MEDIA * 2)
+        + (2 + METAFIELDS)
+        + 2
+        + variants * variant_cost(VARIANT_METAFIELDS, LEVELS)
+}
+
+/// The requested cost of a `products_delta` call asking for `first` products with `variants` variants each.
+pub const fn page_cost(first: u32, variants: u32) -> u32 {
+    2 + first * product_cost(variants)
+}
+
+/// Products per page: as many as fit under the single-query limit.
+pub const PAGE: u32 = (MAX_QUERY_COST - 2) / product_cost(VARIANTS);
+/// Variants per follow-up call (one product per call).
+pub const FOLLOW_UP_VARIANTS: u32 =
+    (MAX_QUERY_COST - 2 - product_cost(0)) / variant_cost(VARIANT_METAFIELDS, LEVELS);
+// Pages fit the limit, and neither is uselessly small.
+const _: () = assert!(page_cost(PAGE, VARIANTS) <= MAX_QUERY_COST && PAGE >= 2);
+const _: () =
+    assert!(page_cost(1, FOLLOW_UP_VARIANTS) <= MAX_QUERY_COST && FOLLOW_UP_VARIANTS >= VARIANTS);
+
+/// The products changed since a time, in Shopify's order (oldest change first), each once.
+#[derive(Debug, Default)]
+pub struct Delta {
+    pub products: Vec<pb::CatalogProduct>,
+    /// The latest `updatedAt` read, as Shopify wrote it; None when no product changed.
+    pub high_water_mark: Option<prost_types::Timestamp>,
+    /// Products published with less than Shopify holds (INCOMPLETE_PRODUCT).
+    pub problems: Vec<pb::Problem>,
+    pub calls: usize,
+}
+
+/// Shopify's search string for "changed after `since`"; None for a timestamp out of range.
+pub fn search_query(since: &prost_types::Timestamp) -> Option<String> {
+    let t =
+        chrono::DateTime::from_timestamp(since.seconds, since.nanos.clamp(0, 999_999_999) as u32)?;
+    Some(format!("updated_at:>'{}'", t.format("%Y-%m-%dT%H:%M:%SZ")))
+}
+
+fn variables(
+    first: u32,
+    after: Option<&str>,
+    query: &str,
+    variants: u32,
+    variants_after: Option<&str>,
+) -> Value {
+    json!({
+        "first": first, "after": after, "query": query,
+        "variants": variants, "variantsAfter": variants_after,
+        "media": MEDIA, "metafields": METAFIELDS, "variantMetafields": VARIANT_METAFIELDS, "levels": LEVELS,
+    })
+}
+
+/// Reads every product changed after `since`.
+pub async fn export(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    since: &prost_types::Timestamp,
+) -> Result<Delta, CallError> {
+    let query = search_query(since).ok_or_else(|| CallError::Fatal {
+        kind: crate::shopify::FatalKind::InvalidRequest,
+        message: "updated_since is out of range".into(),
+    })?;
+    let mut delta = Delta::default();
+    // A product changed while the export runs moves to the end of Shopify's order and comes again: the later read
+    // replaces the earlier one in place.
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut latest: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut after: Option<String> = None;
+    loop {
+        let op = Operation {
+            document: documents::PRODUCTS_DELTA,
+            variables: variables(PAGE, after.as_deref(), &query, VARIANTS, None),
+            expected_cost: f64::from(page_cost(PAGE, VARIANTS)),
+            idempotency_key: None,
+        };
+        delta.calls += 1;
+        let data = executor.call(shop, lane, &op).await?;
+        let connection = &data["products"];
+        for node in connection["nodes"].as_array().into_iter().flatten() {
+            let mut product = export::product(node);
+            let mut incomplete = Vec::new();
+            if node["media"]["pageInfo"]["hasNextPage"] == true {
+                incomplete.push(format!("more than {MEDIA} media"));
+            }
+            if node["metafields"]["pageInfo"]["hasNextPage"] == true {
+                incomplete.push(format!("more than {METAFIELDS} metafields"));
+            }
+            for child in nodes(&node["media"]).chain(nodes(&node["metafields"])) {
+                match export::child(child) {
+                    Some(Child::Image(image)) => product.images.push(image),
+                    Some(Child::Metafield(metafield)) => product.metafields.push(metafield),
+                    _ => {}
+                }
+            }
+            variants(&node["variants"], &mut product, &mut incomplete);
+            let mut cursor = more(&node["variants"]);
+            while let Some(variants_after) = cursor {
+                let (page, calls) =
+                    follow_up(executor, shop, lane, &product.id, &variants_after).await?;
+                delta.calls += calls;
+                // The product was deleted meanwhile: what was read is all there is.
+                cursor = page.as_ref().and_then(more);
+                if let Some(page) = page {
+                    variants(&page, &mut product, &mut incomplete);
+                }
+            }
+            if !incomplete.is_empty() {
+                delta.problems.push(pb::Problem {
+                    code: "INCOMPLETE_PRODUCT".into(),
+                    message: format!(
+                        "product {} has {}; it is published with what was read (use the full catalog export for it)",
+                        product.id,
+                        incomplete.join(", ")
+                    ),
+                    field: product.id.clone(),
+                });
+            }
+            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&product.updated_at) {
+                let t = t.with_timezone(&chrono::Utc);
+                latest = Some(latest.map_or(t, |l| l.max(t)));
+            }
+            product.variants.sort_by_key(|v| v.position);
+            match at.get(&product.id) {
+                Some(i) => delta.products[*i] = product,
+                None => {
+                    at.insert(product.id.clone(), delta.products.len());
+                    delta.products.push(product);
+                }
+            }
+        }
+        match more(connection) {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    delta.high_water_mark = latest.map(|t| prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    });
+    Ok(delta)
+}
+
+/// The next page's cursor of a connection, if it has one.
+fn more(connection: &Value) -> Option<String> {
+    let info = &connection["pageInfo"];
+    (info["hasNextPage"] == true)
+        .then(|| info["endCursor"].as_str().map(str::to_string))
+        .flatten()
+}
+
+fn nodes(connection: &Value) -> impl Iterator<Item = &Value> {
+    connection["nodes"].as_array().into_iter().flatten()
+}
+
+/// Adds a variants page's variants, with their metafields and quantities, to `product`.
+fn variants(connection: &Value, product: &mut pb::CatalogProduct, incomplete: &mut Vec<String>) {
+    for node in nodes(connection) {
+        let Some(Child::Variant(mut variant)) = export::child(node) else {
+            continue;
+        };
+        variant.metafields = nodes(&node["metafields"]).map(export::metafield).collect();
+        let levels = &node["inventoryItem"]["inventoryLevels"];
+        variant.quantities = nodes(levels).map(export::quantity).collect();
+        if node["metafields"]["pageInfo"]["hasNextPage"] == true {
+            incomplete.push(format!(
+                "more than {VARIANT_METAFIELDS} metafields on variant {}",
+                variant.id
+            ));
+        }
+        if levels["pageInfo"]["hasNextPage"] == true {
+            incomplete.push(format!(
+                "more than {LEVELS} inventory levels on variant {}",
+                variant.id
+            ));
+        }
+        product.variants.push(variant);
+    }
+}
+
+/// The next page of one product's variants; None when the product is gone.
+async fn follow_up(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    product_id: &str,
+    variants_after: &str,
+) -> Result<(Option<Value>, usize), CallError> {
+    // Product ids are numbers in a gid; the search takes the number.
+    let number = product_id.rsplit('/').next().unwrap_or_default();
+    let op = Operation {
+        document: documents::PRODUCTS_DELTA,
+        variables: variables(
+            1,
+            None,
+            &format!("id:{number}"),
+            FOLLOW_UP_VARIANTS,
+            Some(variants_after),
+        ),
+        expected_cost: f64::from(page_cost(1, FOLLOW_UP_VARIANTS)),
+        idempotency_key: None,
+    };
+    let data = executor.call(shop, lane, &op).await?;
+    let page = data["products"]["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|p| p["id"] == product_id))
+        .map(|p| p["variants"].clone());
+    Ok((page, 1))
+}
+
+/// Runs an ExportCatalogDelta command: the result and the CatalogBatch events to publish before it. A failed call
+/// becomes the result's problem through `call_problem`, the command handler's one mapping of call errors.
+pub async fn run(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    call_problem: fn(&CallError) -> pb::Problem,
+    command: &pb::Command,
+    request: &pb::ExportCatalogDelta,
+    mut result: pb::CommandResult,
+) -> (pb::CommandResult, Vec<pb::CatalogBatch>) {
+    use pb::command_result::Status;
+    let Some(since) = request
+        .updated_since
+        .as_ref()
+        .filter(|t| search_query(t).is_some())
+    else {
+        result.status = Status::Failed as i32;
+        result.problems.push(pb::Problem {
+            code: "INVALID_REQUEST".into(),
+            message: "ExportCatalogDelta needs updated_since (a time between years 1 and 9999)"
+                .into(),
+            field: "updated_since".into(),
+        });
+        return (result, Vec::new());
+    };
+    match export(executor, shop, lane, since).await {
+        Ok(delta) => {
+            let products = delta.products.len() as u32;
+            let batches = export::catalog_batches(command, delta.products);
+            result.calls = delta.calls as u32;
+            result.status = if delta.problems.is_empty() {
+                Status::Succeeded
+            } else {
+                Status::Partial
+            } as i32;
+            result.problems = delta.problems;
+            result.result = Some(pb::command_result::Result::CatalogDeltaExported(
+                pb::CatalogDeltaExported {
+                    products,
+                    batches: batches.len() as u32,
+                    high_water_mark: Some(delta.high_water_mark.unwrap_or(*since)),
+                },
+            ));
+            (result, batches)
+        }
+        Err(e) => {
+            result.status = Status::Failed as i32;
+            result.problems.push(call_problem(&e));
+            (result, Vec::new())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_fit_under_the_single_query_limit() {
+        assert!(
+            page_cost(PAGE, VARIANTS) <= 1000,
+            "{}",
+            page_cost(PAGE, VARIANTS)
+        );
+        assert!(
+            page_cost(PAGE + 1, VARIANTS) > 1000,
+            "a page is as big as allowed"
+        );
+        assert!(page_cost(1, FOLLOW_UP_VARIANTS) <= 1000);
+    }
+
+    #[test]
+    fn the_search_is_strictly_after_the_time_in_utc_seconds() {
+        let t = prost_types::Timestamp {
+            seconds: 1_759_277_640,
+            nanos: 500,
+        };
+        assert_eq!(
+            search_query(&t).unwrap(),
+            "updated_at:>'2025-10-01T00:14:00Z'"
+        );
+    }
+
+    #[test]
+    fn a_variant_with_more_levels_than_read_is_named() {
+        let page = json!({"nodes": [{"id": "gid://shopify/ProductVariant/2", "position": 1,
+            "inventoryItem": {"id": "gid://shopify/InventoryItem/3",
+                "inventoryLevels": {"pageInfo": {"hasNextPage": true},
+                    "nodes": [{"location": {"id": "gid://shopify/Location/1"}, "quantities": [{"name": "available", "quantity": 7}]}]}},
+            "metafields": {"pageInfo": {"hasNextPage": false}, "nodes": [{"namespace": "custom", "key": "k", "type": "t", "value": "v"}]}}]});
+        let mut product = pb::CatalogProduct::default();
+        let mut incomplete = Vec::new();
+        variants(&page, &mut product, &mut incomplete);
+        assert_eq!(product.variants[0].quantities[0].available, 7);
+        assert_eq!(product.variants[0].metafields[0].key, "k");
+        assert_eq!(
+            incomplete,
+            vec!["more than 10 inventory levels on variant gid://shopify/ProductVariant/2"]
+        );
+    }
+}

@@ -1,0 +1,689 @@
+//! Issue 4: a bulk operation is started at most once per command and stage, even when the gateway died after Shopify
+//! accepted the start but before the operation's id was recorded. The crash is reproduced exactly: the test does what
+//! the dying gateway did (commits the start's `bulk_starts` row, then sends the same start to the simulator) and
+//! nothing more, then lets a gateway run the command.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use shopbridge_gateway::{
+    budget::Lane,
+    bulk_mutation::run_bulk_mutation,
+    catalog_writes::Writer,
+    documents::{self, Document},
+    executor::ShopCredentials,
+    ops::Outcome,
+};
+use shopbridge_platform::testing::{TestDb, eventually};
+use shopbridge_proto::gateway as pb;
+
+use crate::{
+    budget::fixture,
+    harness::{Harness, seed, succeeded},
+};
+
+/// An ExportCatalog command for `shop` (channel id = shop domain).
+fn export(id: &str, shop: &str) -> pb::Command {
+    pb::Command {
+        command_id: id.into(),
+        shop_domain: shop.into(),
+        channel_id: shop.into(),
+        lane: pb::Lane::Import as i32,
+        operation: Some(pb::command::Operation::ExportCatalog(pb::ExportCatalog {})),
+    }
+}
+
+/// The `bulk_starts` row a gateway commits before sending a start; `delay_secs` moves its time (see the callers).
+async fn interrupted_start(
+    pool: &sqlx::PgPool,
+    command_id: &str,
+    stage: &str,
+    shop: &str,
+    kind: &str,
+    delay_secs: i64,
+) {
+    sqlx::query(
+        "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, attempted_at) \
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+    )
+    .bind(command_id)
+    .bind(stage)
+    .bind(shop)
+    .bind(kind)
+    .bind(delay_secs as f64)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn recorded(pool: &sqlx::PgPool, command_id: &str, stage: &str) -> String {
+    sqlx::query_scalar("SELECT bulk_id FROM bulk_operations WHERE command_id = $1 AND stage = $2")
+        .bind(command_id)
+        .bind(stage)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn starts_left(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM bulk_starts")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+impl Harness {
+    /// Starts a bulk query on `shop` as the gateway would; returns its id.
+    async fn start_bulk_query(&self, shop: &str, query: &str) -> String {
+        let data = self
+            .graphql(
+                shop,
+                documents::BULK_EXPORT_START.text,
+                json!({ "query": query }),
+            )
+            .await;
+        data["bulkOperationRunQuery"]["bulkOperation"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{data}"))
+            .to_string()
+    }
+
+    async fn wait_until_bulk_ended(&self, shop: &str, kind: &str) {
+        eventually("the bulk operation ended", || async {
+            let data = self
+                .graphql(
+                    shop,
+                    documents::CURRENT_BULK_OPERATION.text,
+                    json!({ "type": kind }),
+                )
+                .await;
+            data["currentBulkOperation"]["status"] == "COMPLETED"
+        })
+        .await;
+    }
+
+    /// The product ids the command's CatalogBatch events carry.
+    async fn exported(&self, command_id: &str) -> Vec<String> {
+        self.nats
+            .events::<pb::CatalogBatch>()
+            .await
+            .into_iter()
+            .filter(|b| b.command_id == command_id)
+            .flat_map(|b| b.products.into_iter().map(|p| p.id))
+            .collect()
+    }
+
+    async fn store_product_ids(&self, shop: &str) -> HashSet<String> {
+        self.read(shop, "products")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_bulk_start_was_accepted_but_not_recorded_adopts_that_operation() {
+    const SHOP: &str = "window-shop.myshopify.com";
+    let h = Harness::start(&[(SHOP, seed(40, 1, 0))]).await;
+    // The crashed gateway: committed its start, sent it, Shopify accepted it, and the gateway died.
+    interrupted_start(
+        &h.db.pool,
+        "export-window",
+        "catalog_products",
+        SHOP,
+        "QUERY",
+        0,
+    )
+    .await;
+    let orphan = h
+        .start_bulk_query(SHOP, documents::CATALOG_PRODUCTS.text)
+        .await;
+
+    h.send(&export("export-window", SHOP)).await;
+    let result = h.result_of("export-window").await;
+    assert!(succeeded(&result), "{result:?}");
+
+    assert_eq!(
+        recorded(&h.db.pool, "export-window", "catalog_products").await,
+        orphan,
+        "the accepted operation is the stage's"
+    );
+    assert_eq!(
+        h.stats(SHOP).await["bulk_operations"],
+        3,
+        "one per stage: the accepted one was not started again"
+    );
+    assert_eq!(starts_left(&h.db.pool).await, 0);
+    let exported = h.exported("export-window").await;
+    let unique: HashSet<String> = exported.iter().cloned().collect();
+    assert_eq!(exported.len(), unique.len(), "no product twice");
+    assert_eq!(unique, h.store_product_ids(SHOP).await);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_does_not_adopt_an_operation_with_other_text_or_created_before_its_start() {
+    const OTHER_TEXT: &str = "other-text-shop.myshopify.com";
+    const EARLIER: &str = "earlier-shop.myshopify.com";
+    let h = Harness::start(&[(OTHER_TEXT, seed(20, 1, 0)), (EARLIER, seed(20, 1, 0))]).await;
+    // A start was committed, then the app's current bulk query is another query.
+    interrupted_start(
+        &h.db.pool,
+        "export-other-text",
+        "catalog_products",
+        OTHER_TEXT,
+        "QUERY",
+        0,
+    )
+    .await;
+    let other = h
+        .start_bulk_query(OTHER_TEXT, documents::CATALOG_INVENTORY.text)
+        .await;
+    // The same query, created well before the start (the start's time is moved a minute on instead of sleeping
+    // past the allowed clock skew).
+    let earlier = h
+        .start_bulk_query(EARLIER, documents::CATALOG_PRODUCTS.text)
+        .await;
+    interrupted_start(
+        &h.db.pool,
+        "export-earlier",
+        "catalog_products",
+        EARLIER,
+        "QUERY",
+        60,
+    )
+    .await;
+    // Ended, so a new start is not refused and the check above is all that keeps them apart.
+    h.wait_until_bulk_ended(OTHER_TEXT, "QUERY").await;
+    h.wait_until_bulk_ended(EARLIER, "QUERY").await;
+
+    h.send(&export("export-other-text", OTHER_TEXT)).await;
+    h.send(&export("export-earlier", EARLIER)).await;
+    for (command, shop, foreign) in [
+        ("export-other-text", OTHER_TEXT, &other),
+        ("export-earlier", EARLIER, &earlier),
+    ] {
+        let result = h.result_of(command).await;
+        assert!(succeeded(&result), "{result:?}");
+        assert_ne!(
+            &recorded(&h.db.pool, command, "catalog_products").await,
+            foreign,
+            "{command}: not adopted"
+        );
+        assert_eq!(
+            h.stats(shop).await["bulk_operations"],
+            4,
+            "{command}: three of its own besides the other one"
+        );
+        let exported: HashSet<String> = h.exported(command).await.into_iter().collect();
+        assert_eq!(exported, h.store_product_ids(shop).await, "{command}");
+    }
+    assert_eq!(starts_left(&h.db.pool).await, 0);
+    h.finish().await;
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Bulk mutations
+
+const MUTATION_SHOP: &str = "bulk-window-shop.myshopify.com";
+
+/// metafieldsSet variables setting `bridge.note` = `{value}-{i}` on each product.
+fn metafield_lines(products: &[String], value: &str) -> Vec<Value> {
+    products
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            json!({"metafields": [{"ownerId": id, "namespace": "bridge", "key": "note",
+                "type": "single_line_text_field", "value": format!("{value}-{i}")}]})
+        })
+        .collect()
+}
+
+/// Stages and uploads `lines` and starts `mutation` over them, as the gateway does; returns the operation's id.
+async fn start_bulk_mutation(
+    client: &shopify_sim::SimClient,
+    token: &str,
+    mutation: &str,
+    lines: &[Value],
+) -> String {
+    let graphql = |query: &'static str, variables: Value| async move {
+        let (status, body) = client
+            .graphql(MUTATION_SHOP, token, query, variables)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["data"].clone()
+    };
+    let staged = graphql(
+        documents::STAGED_UPLOAD.text,
+        json!({"input": [{"resource": "BULK_MUTATION_VARIABLES",
+        "filename": "window.jsonl", "mimeType": "text/jsonl", "httpMethod": "POST"}]}),
+    )
+    .await;
+    let target = &staged["stagedUploadsCreate"]["stagedTargets"][0];
+    let parameters: Vec<(String, String)> = target["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let key = parameters
+        .iter()
+        .find(|(n, _)| n == "key")
+        .unwrap()
+        .1
+        .clone();
+    let boundary = "window-boundary";
+    let mut body = String::new();
+    for (name, value) in &parameters {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"window.jsonl\"\r\nContent-Type: text/jsonl\r\n\r\n"));
+    for line in lines {
+        body.push_str(&format!("{line}\n"));
+    }
+    body.push_str(&format!("\r\n--{boundary}--\r\n"));
+    reqwest::Client::new()
+        .post(target["url"].as_str().unwrap())
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let (status, started) = client
+        .graphql(
+            MUTATION_SHOP,
+            token,
+            documents::BULK_MUTATION_START.text,
+            json!({"mutation": mutation, "path": key}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{started}");
+    started["data"]["bulkOperationRunMutation"]["bulkOperation"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_string()
+}
+
+async fn wait_until_mutation_ended(client: &shopify_sim::SimClient, token: &str) {
+    eventually("the bulk mutation ended", || async {
+        let (_, body) = client
+            .graphql(
+                MUTATION_SHOP,
+                token,
+                documents::CURRENT_BULK_OPERATION.text,
+                json!({"type": "MUTATION"}),
+            )
+            .await
+            .unwrap();
+        body["data"]["currentBulkOperation"]["status"] == "COMPLETED"
+    })
+    .await;
+}
+
+/// The `bridge.note` value of each product, by product id.
+async fn notes(client: &shopify_sim::SimClient, token: &str, products: &[String]) -> Vec<String> {
+    let mut values = Vec::new();
+    for id in products {
+        let (_, body) = client
+            .graphql(
+                MUTATION_SHOP,
+                token,
+                "query($id: ID!) { product(id: $id) { metafield(namespace: \"bridge\", key: \"note\") { value } } }",
+                json!({"id": id}),
+            )
+            .await
+            .unwrap();
+        values.push(
+            body["data"]["product"]["metafield"]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    values
+}
+
+fn mutations(stats: &Value, name: &str) -> u64 {
+    stats["mutations"][name].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_started_again() {
+    let f = fixture().await;
+    let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
+    let token = f
+        .client
+        .create_shop(MUTATION_SHOP, "standard")
+        .await
+        .unwrap();
+    f.client.seed(MUTATION_SHOP, &seed(3, 1, 0)).await.unwrap();
+    let products: Vec<String> = f
+        .client
+        .read(MUTATION_SHOP, "products")
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    let shop = ShopCredentials {
+        domain: MUTATION_SHOP.into(),
+        token: token.clone().into(),
+    };
+    let download = reqwest::Client::new();
+    let writer = |command_id| Writer {
+        executor: &f.executor,
+        pool: &db.pool,
+        download: &download,
+        shop: &shop,
+        lane: Lane::Publish,
+        command_id,
+        bulk_mutation_threshold: 0,
+    };
+    let run = |command_id, lines: Vec<Value>| {
+        let w = writer(command_id);
+        async move {
+            let mut outcome = Outcome::default();
+            let results = run_bulk_mutation(
+                &w,
+                "metafields",
+                documents::METAFIELDS_SET,
+                lines,
+                &mut outcome,
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{outcome:?}"));
+            (results, outcome)
+        }
+    };
+    let document: Document = documents::METAFIELDS_SET;
+
+    // The crashed gateway's start, accepted by Shopify with its lines.
+    let lines = metafield_lines(&products, "first");
+    interrupted_start(
+        &db.pool,
+        "window-1",
+        "mutation:metafields",
+        MUTATION_SHOP,
+        "MUTATION",
+        0,
+    )
+    .await;
+    let orphan = start_bulk_mutation(&f.client, &token, document.text, &lines).await;
+    let (results, _) = run("window-1", lines).await;
+    assert_eq!(results.id, orphan, "the accepted operation is adopted");
+    assert_eq!(results.lines.len(), 3, "{:?}", results.lines);
+    assert!(
+        results
+            .lines
+            .values()
+            .all(|l| l["data"]["metafieldsSet"]["userErrors"] == json!([])),
+        "{:?}",
+        results.lines
+    );
+    let stats = f.client.stats(MUTATION_SHOP).await.unwrap();
+    assert_eq!(stats["bulk_operations"], 1, "{stats}");
+    assert_eq!(
+        mutations(&stats, "stagedUploadsCreate"),
+        1,
+        "not uploaded again: {stats}"
+    );
+    assert_eq!(
+        notes(&f.client, &token, &products).await,
+        ["first-0", "first-1", "first-2"]
+    );
+
+    // Another mutation text is current: a new operation, with this command's own upload.
+    interrupted_start(
+        &db.pool,
+        "window-2",
+        "mutation:metafields",
+        MUTATION_SHOP,
+        "MUTATION",
+        0,
+    )
+    .await;
+    let other_text = "mutation Other($metafields: [MetafieldsSetInput!]!) { metafieldsSet(metafields: $metafields) { userErrors { message } } }";
+    let other = start_bulk_mutation(
+        &f.client,
+        &token,
+        other_text,
+        &metafield_lines(&products, "other"),
+    )
+    .await;
+    wait_until_mutation_ended(&f.client, &token).await;
+    let (results, _) = run("window-2", metafield_lines(&products, "second")).await;
+    assert_ne!(results.id, other, "not adopted");
+    assert_eq!(
+        notes(&f.client, &token, &products).await,
+        ["second-0", "second-1", "second-2"]
+    );
+
+    // The same text, created before the start (moved a minute on instead of sleeping past the clock skew).
+    let earlier = start_bulk_mutation(
+        &f.client,
+        &token,
+        document.text,
+        &metafield_lines(&products, "earlier"),
+    )
+    .await;
+    interrupted_start(
+        &db.pool,
+        "window-3",
+        "mutation:metafields",
+        MUTATION_SHOP,
+        "MUTATION",
+        60,
+    )
+    .await;
+    wait_until_mutation_ended(&f.client, &token).await;
+    let (results, _) = run("window-3", metafield_lines(&products, "third")).await;
+    assert_ne!(results.id, earlier, "not adopted");
+    assert_eq!(
+        notes(&f.client, &token, &products).await,
+        ["third-0", "third-1", "third-2"]
+    );
+
+    // Two interrupted starts either of which may have created the current operation: neither adopts it (it could
+    // carry the other's lines).
+    interrupted_start(
+        &db.pool,
+        "window-4a",
+        "mutation:metafields",
+        MUTATION_SHOP,
+        "MUTATION",
+        0,
+    )
+    .await;
+    interrupted_start(
+        &db.pool,
+        "window-4b",
+        "mutation:metafields",
+        MUTATION_SHOP,
+        "MUTATION",
+        0,
+    )
+    .await;
+    let either = start_bulk_mutation(
+        &f.client,
+        &token,
+        document.text,
+        &metafield_lines(&products, "either"),
+    )
+    .await;
+    let (results, _) = run("window-4a", metafield_lines(&products, "fourth")).await;
+    assert_ne!(results.id, either, "not adopted by one of two candidates");
+    assert_eq!(
+        notes(&f.client, &token, &products).await,
+        ["fourth-0", "fourth-1", "fourth-2"]
+    );
+    let (results, _) = run("window-4b", metafield_lines(&products, "fifth")).await;
+    assert_ne!(results.id, either, "nor by the other");
+    assert_eq!(
+        notes(&f.client, &token, &products).await,
+        ["fifth-0", "fifth-1", "fifth-2"]
+    );
+
+    let stats = f.client.stats(MUTATION_SHOP).await.unwrap();
+    // 1 adopted + (1 other + 1 new) + (1 earlier + 1 new) + (1 either + 2 new).
+    assert_eq!(stats["bulk_operations"], 8, "{stats}");
+    assert_eq!(mutations(&stats, "stagedUploadsCreate"), 8, "{stats}");
+    assert_eq!(starts_left(&db.pool).await, 0);
+    db.drop_db().await;
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// A lost answer
+
+/// A TCP proxy in front of the simulator that loses the answer to the first request carrying `needle`: the request
+/// reaches Shopify and is applied, then the client's connection is closed before the response. Returns its address
+/// and whether the answer was lost yet.
+async fn answer_losing_proxy(
+    target: std::net::SocketAddr,
+    needle: &'static str,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let lost = Arc::new(AtomicBool::new(false));
+    let lost_any = lost.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let lost_any = lost_any.clone();
+            tokio::spawn(async move {
+                let (mut from_client, mut to_client) = inbound.into_split();
+                let (mut from_server, mut to_server) = outbound.into_split();
+                // This connection's next answer is to be lost.
+                let doomed = Arc::new(AtomicBool::new(false));
+                let doom = doomed.clone();
+                let upstream = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match from_client.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if buf[..n]
+                            .windows(needle.len())
+                            .any(|w| w == needle.as_bytes())
+                            && !lost_any.swap(true, Ordering::SeqCst)
+                        {
+                            doom.store(true, Ordering::SeqCst);
+                        }
+                        if to_server.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match from_server.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if doomed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if to_client.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                upstream.abort();
+            });
+        }
+    });
+    (addr, lost)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_progress() {
+    use shopbridge_gateway::{
+        budget::{Budget, BudgetSettings},
+        executor::{Executor, RetrySettings},
+        export::{Exporter, PollSettings},
+        shopify::{ShopifyHttp, ShopifySettings},
+    };
+    const SHOP: &str = "lost-answer-shop.myshopify.com";
+    let f = fixture().await;
+    let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
+    let token = f.client.create_shop(SHOP, "standard").await.unwrap();
+    f.client.seed(SHOP, &seed(20, 1, 0)).await.unwrap();
+    // The operation stays in progress a while, so the retried start is refused with OPERATION_IN_PROGRESS (without
+    // the adoption, the export would wait for it and start a fourth operation).
+    let faults: shopify_sim::FaultConfig =
+        serde_json::from_value(json!({"bulk_delay_ms": 1000, "shops": [SHOP]})).unwrap();
+    f.client.set_faults(&faults).await.unwrap();
+    let (proxy, lost) = answer_losing_proxy(f._sim.addr(), "bulkOperationRunQuery").await;
+    let executor = Executor::new(
+        ShopifyHttp::new(ShopifySettings {
+            api_version: "2025-10".into(),
+            scheme: "http".into(),
+            port: proxy.port(),
+            connect_to: proxy.to_string(),
+            request_timeout_secs: 10,
+        })
+        .unwrap(),
+        Budget::new(BudgetSettings::default()),
+        RetrySettings {
+            base_delay_ms: 20,
+            max_delay_ms: 500,
+            deadline_secs: 60,
+        },
+    );
+    let exporter = Exporter {
+        executor: &executor,
+        pool: &db.pool,
+        download: reqwest::Client::new(),
+        poll: PollSettings {
+            first: std::time::Duration::from_millis(50),
+            max: std::time::Duration::from_millis(200),
+        },
+    };
+    let shop = ShopCredentials {
+        domain: SHOP.into(),
+        token: token.into(),
+    };
+
+    let products = exporter
+        .export(&shop, "export-lost-answer")
+        .await
+        .expect("export");
+
+    assert!(
+        lost.load(std::sync::atomic::Ordering::SeqCst),
+        "the proxy lost an answer"
+    );
+    assert_eq!(products.len(), 20);
+    let stats = f.client.stats(SHOP).await.unwrap();
+    assert_eq!(stats["bulk_operations"], 3, "one per stage: {stats}");
+    assert_eq!(starts_left(&db.pool).await, 0);
+    db.drop_db().await;
+}
