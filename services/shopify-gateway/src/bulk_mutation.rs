@@ -122,7 +122,26 @@ pub async fn run_bulk_mutation(
             return Err(bulk_problem(outcome, e.to_string()));
         }
     };
-    let done = poll_bulk(w, &stage, &bulk, outcome).await?;
+    let mut poll_calls = 0;
+    let ended = start.poll_to_end(&bulk, &mut poll_calls).await;
+    outcome.calls += poll_calls;
+    let done = match ended {
+        Ok(end) if end.completed() => end.url,
+        Ok(end) => {
+            return Err(bulk_problem(
+                outcome,
+                format!(
+                    "bulk mutation {bulk} ended {} ({})",
+                    end.status, end.error_code
+                ),
+            ));
+        }
+        Err(StartError::Call(e)) => {
+            outcome.failed_calls.push((0, e));
+            return Err(Stopped);
+        }
+        Err(e) => return Err(bulk_problem(outcome, e.to_string())),
+    };
     let mut results = BulkResults {
         id: bulk,
         lines: HashMap::new(),
@@ -249,56 +268,6 @@ async fn stage_variables(
         "bulk mutation variables uploaded"
     );
     Ok(json!({"mutation": document.text, "path": path}))
-}
-
-/// Polls the bulk operation to its end; returns its result URL (None: no result file).
-async fn poll_bulk(
-    w: &Writer<'_>,
-    stage: &str,
-    bulk_id: &str,
-    outcome: &mut Outcome,
-) -> Result<Option<String>, Stopped> {
-    let mut delay = POLL_FIRST;
-    loop {
-        let poll = Operation {
-            document: documents::BULK_OPERATION_POLL,
-            variables: json!({ "id": bulk_id }),
-            expected_cost: 1.0,
-            idempotency_key: None,
-        };
-        outcome.calls += 1;
-        let data = w.executor.call(w.shop, w.lane, &poll).await.map_err(|e| {
-            outcome.failed_calls.push((0, e));
-            Stopped
-        })?;
-        let node = &data["node"];
-        let status = node["status"].as_str().unwrap_or_default();
-        let ended = matches!(status, "COMPLETED" | "FAILED" | "CANCELED" | "EXPIRED");
-        if !ended {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(POLL_MAX);
-            continue;
-        }
-        let recorded = sqlx::query("UPDATE bulk_operations SET status = $3, finished_at = now() WHERE command_id = $1 AND stage = $2")
-            .bind(w.command_id)
-            .bind(stage)
-            .bind(status)
-            .execute(w.pool)
-            .await;
-        if let Err(e) = recorded {
-            return Err(bulk_problem(outcome, format!("database: {e}")));
-        }
-        if status == "COMPLETED" {
-            return Ok(node["url"].as_str().map(str::to_string));
-        }
-        return Err(bulk_problem(
-            outcome,
-            format!(
-                "bulk mutation {bulk_id} ended {status} ({})",
-                node["errorCode"].as_str().unwrap_or("-")
-            ),
-        ));
-    }
 }
 
 /// A multipart/form-data body: the staged target's parameters as fields, then the file (storage services want the

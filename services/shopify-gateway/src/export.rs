@@ -17,7 +17,7 @@ use self::bulk_start::{BulkKind, BulkStart, StartError};
 use crate::{
     budget::Lane,
     documents::{self, Document},
-    executor::{CallError, Executor, Operation, ShopCredentials},
+    executor::{CallError, Executor, ShopCredentials},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,7 @@ pub const CATALOG_BATCH: usize = 250;
 const CATALOG_BATCH_BYTES: usize = 960 * 1024;
 
 /// Cuts an export's products into CatalogBatch events of at most [`CATALOG_BATCH`] products and
-/// [`CATALOG_BATCH_BYTES`] bytes (a single bigger product goes alone), numbered 1..total. The products move into
+/// `CATALOG_BATCH_BYTES` bytes (a single bigger product goes alone), numbered 1..total. The products move into
 /// their batches (no copy of the catalog). The bulk and the delta export both publish through here, so consumers
 /// see one shape.
 pub fn catalog_batches(
@@ -199,49 +199,18 @@ impl Exporter<'_> {
         let bulk_id = start
             .run(|| async { Ok(json!({ "query": query })) }, &mut calls)
             .await?;
-        let mut delay = self.poll.first;
-        loop {
-            let poll = Operation {
-                document: documents::BULK_OPERATION_POLL,
-                variables: json!({ "id": bulk_id }),
-                expected_cost: 1.0,
-                idempotency_key: None,
-            };
-            let data = self.executor.call(shop, lane, &poll).await?;
-            let node = &data["node"];
-            let status = node["status"].as_str().unwrap_or_default().to_string();
-            match status.as_str() {
-                "COMPLETED" => {
-                    self.finish(command_id, stage, &status).await?;
-                    return Ok(BulkDone {
-                        id: bulk_id,
-                        url: node["url"].as_str().map(str::to_string),
-                    });
-                }
-                "FAILED" | "CANCELED" | "CANCELING" | "EXPIRED" => {
-                    self.finish(command_id, stage, &status).await?;
-                    return Err(ExportError::BulkFailed {
-                        id: bulk_id,
-                        status,
-                        error_code: node["errorCode"].as_str().unwrap_or("-").to_string(),
-                    });
-                }
-                _ => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.poll.max);
-                }
-            }
+        let end = start.poll_to_end(&bulk_id, &mut calls).await?;
+        if !end.completed() {
+            return Err(ExportError::BulkFailed {
+                id: bulk_id,
+                status: end.status,
+                error_code: end.error_code,
+            });
         }
-    }
-
-    async fn finish(&self, command_id: &str, stage: &str, status: &str) -> Result<(), ExportError> {
-        sqlx::query("UPDATE bulk_operations SET status = $3, finished_at = now() WHERE command_id = $1 AND stage = $2")
-            .bind(command_id)
-            .bind(stage)
-            .bind(status)
-            .execute(self.pool)
-            .await?;
-        Ok(())
+        Ok(BulkDone {
+            id: bulk_id,
+            url: end.url,
+        })
     }
 
     /// Downloads a bulk result file.

@@ -112,7 +112,67 @@ pub struct BulkStart<'a> {
     pub wait_max: Duration,
 }
 
+/// How a bulk operation ended.
+#[derive(Debug)]
+pub struct BulkEnd {
+    /// COMPLETED, FAILED, CANCELED or EXPIRED.
+    pub status: String,
+    /// The result file (None: the operation produced no lines).
+    pub url: Option<String>,
+    pub error_code: String,
+}
+
+impl BulkEnd {
+    pub fn completed(&self) -> bool {
+        self.status == "COMPLETED"
+    }
+}
+
 impl BulkStart<'_> {
+    /// Polls the operation `bulk_id` until it ends (waits growing from `wait_first` to `wait_max`), records how it
+    /// ended on its `bulk_operations` row and returns that. Bulk queries and bulk mutations both end here.
+    pub async fn poll_to_end(
+        &self,
+        bulk_id: &str,
+        calls: &mut usize,
+    ) -> Result<BulkEnd, StartError> {
+        let mut delay = self.wait_first;
+        loop {
+            let poll = Operation {
+                document: documents::BULK_OPERATION_POLL,
+                variables: json!({ "id": bulk_id }),
+                expected_cost: READ_COST,
+                idempotency_key: None,
+            };
+            *calls += 1;
+            let data = self.executor.call(self.shop, self.lane, &poll).await?;
+            let node = &data["node"];
+            let status = node["status"].as_str().unwrap_or_default();
+            // CANCELING ends too: nothing cancels our operations but an operator, and the result is not wanted then.
+            if !matches!(
+                status,
+                "COMPLETED" | "FAILED" | "CANCELED" | "CANCELING" | "EXPIRED"
+            ) {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(self.wait_max);
+                continue;
+            }
+            sqlx::query(
+                "UPDATE bulk_operations SET status = $3, finished_at = now() WHERE command_id = $1 AND stage = $2",
+            )
+            .bind(self.command_id)
+            .bind(self.stage)
+            .bind(status)
+            .execute(self.pool)
+            .await?;
+            return Ok(BulkEnd {
+                status: status.to_string(),
+                url: node["url"].as_str().map(str::to_string),
+                error_code: node["errorCode"].as_str().unwrap_or("-").to_string(),
+            });
+        }
+    }
+
     /// The id of the command's operation for this stage: the recorded one, the one an interrupted start created
     /// (adopted and recorded), or a new one (started and recorded). `prepare` runs only when a new one is started,
     /// at most once, and returns the start mutation's variables. `calls` counts the Shopify calls made here.
