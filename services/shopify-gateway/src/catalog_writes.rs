@@ -259,20 +259,35 @@ fn product_set_variables(index: usize, p: &pb::ProductInput) -> Result<(Value, f
             input.insert("handle".into(), json!(handle));
             json!({ "handle": handle })
         }
+        // A product is created by handle, never anonymously: productSet with a handle updates the product that has
+        // it, so a command re-run after a crash (its first run's calls applied, its result not committed) finds the
+        // product it created instead of creating a second one.
         None => {
-            if p.title.trim().is_empty() {
-                errors.push(invalid(
-                    "products",
-                    index,
-                    &["title"],
-                    "BLANK",
-                    "a new product needs a title (or give the id or handle of an existing one)"
-                        .to_string(),
-                ));
-            }
+            errors.push(invalid(
+                "products",
+                index,
+                &["handle"],
+                "MISSING_IDENTIFIER",
+                "give the product's id, or a handle for a new one (a handle keeps a re-sent command from creating it twice)"
+                    .to_string(),
+            ));
             Value::Null
         }
     };
+    if matches!(p.identifier, Some(pb::product_input::Identifier::Handle(_)))
+        && p.title.trim().is_empty()
+    {
+        // Shopify creates a missing handle's product, and a product needs a title; for an existing one the title is
+        // left as it is, so an empty title is only safe with an id.
+        errors.push(invalid(
+            "products",
+            index,
+            &["title"],
+            "BLANK",
+            "a product given by handle may be created and needs a title (give the id to update an existing one without it)"
+                .to_string(),
+        ));
+    }
     if p.title.chars().count() > 255 {
         errors.push(invalid(
             "products",
@@ -981,6 +996,16 @@ pub async fn create_smart_collection(
             "a title has at most 255 characters".into(),
         );
     }
+    // A collection is created by handle, never anonymously: the handle is how a command re-run after a crash finds
+    // the collection its first run created (below) instead of creating a second one.
+    if create.handle.trim().is_empty() {
+        problem(
+            json!(["handle"]),
+            "MISSING_IDENTIFIER",
+            "give the collection a handle (it keeps a re-sent command from creating it twice)"
+                .into(),
+        );
+    }
     if create.rules.is_empty() {
         problem(
             json!(["rules"]),
@@ -1011,13 +1036,37 @@ pub async fn create_smart_collection(
     if !outcome.user_errors.is_empty() {
         return (None, finish(outcome, 0));
     }
+    let lookup = Operation {
+        document: documents::COLLECTION_BY_HANDLE,
+        variables: json!({ "handle": create.handle }),
+        expected_cost: 1.0,
+        idempotency_key: None,
+    };
+    outcome.calls += 1;
+    match w.executor.call(w.shop, w.lane, &lookup).await {
+        Ok(found) => {
+            if let Some(id) = found["collectionByIdentifier"]["id"].as_str() {
+                tracing::info!(
+                    collection = id,
+                    "a collection with this handle exists: answered as created"
+                );
+                let existing = pb::CollectionCreated {
+                    id: id.to_string(),
+                    handle: create.handle.clone(),
+                };
+                return (Some(existing), finish(outcome, 1));
+            }
+        }
+        Err(e) => {
+            outcome.failed_calls.push((0, e));
+            return (None, finish(outcome, 0));
+        }
+    }
     let mut input = json!({
         "title": create.title,
+        "handle": create.handle,
         "ruleSet": {"appliedDisjunctively": create.applied_disjunctively, "rules": rules},
     });
-    if !create.handle.is_empty() {
-        input["handle"] = json!(create.handle);
-    }
     if !create.description_html.is_empty() {
         input["descriptionHtml"] = json!(create.description_html);
     }
@@ -1139,7 +1188,7 @@ mod tests {
             })
             .collect();
         assert!(
-            fields.contains(&"products.4.title".to_string()),
+            fields.contains(&"products.4.handle".to_string()),
             "{fields:?}"
         );
         assert!(
@@ -1159,6 +1208,7 @@ mod tests {
             "{fields:?}"
         );
         let price = pb::ProductInput {
+            identifier: Some(pb::product_input::Identifier::Handle("t".into())),
             title: "T".into(),
             variants: vec![pb::VariantInput {
                 price: money("12,50"),

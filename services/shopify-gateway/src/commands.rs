@@ -14,7 +14,7 @@ use crate::{
     budget::Lane,
     catalog_writes, documents,
     executor::{CallError, Executor, Operation, ShopCredentials},
-    in_flight::InFlight,
+    in_flight::{InFlight, ReplicaLimit},
     ops,
     shopify::FatalKind,
 };
@@ -53,6 +53,8 @@ pub struct CommandHandler {
     settings: CommandSettings,
     /// Commands running per shop and lane (`settings.max_running_per_shop_lane`).
     in_flight: InFlight,
+    /// Commands running in this replica (`settings.max_running`).
+    replica: ReplicaLimit,
 }
 
 /// How the handler runs commands (from the `[service]` configuration; see [`CommandSettings::from_service`]).
@@ -65,6 +67,8 @@ pub struct CommandSettings {
     /// UpsertProducts and SetMetafields with more items than this go as one bulk mutation
     /// (`service.catalog.bulk_mutation_threshold`).
     pub bulk_mutation_threshold: usize,
+    /// Commands running at once in this replica (`service.commands.max_running`); 0 for no bound.
+    pub max_running: usize,
 }
 
 impl Default for CommandSettings {
@@ -73,6 +77,7 @@ impl Default for CommandSettings {
             max_running_per_shop_lane: crate::budget::BudgetSettings::default()
                 .max_in_flight_per_shop,
             bulk_mutation_threshold: catalog_writes::DEFAULT_BULK_MUTATION_THRESHOLD,
+            max_running: 16,
         }
     }
 }
@@ -82,6 +87,7 @@ impl CommandSettings {
         Self {
             max_running_per_shop_lane: settings.budget.max_in_flight_per_shop,
             bulk_mutation_threshold: settings.catalog.bulk_mutation_threshold.max(1),
+            max_running: settings.commands.max_running,
         }
     }
 }
@@ -103,12 +109,14 @@ impl CommandHandler {
             download,
             fence,
             in_flight: InFlight::new(settings.max_running_per_shop_lane),
+            replica: ReplicaLimit::new(settings.max_running),
             settings,
         }
     }
 
     pub fn with_settings(mut self, settings: CommandSettings) -> Self {
         self.in_flight = InFlight::new(settings.max_running_per_shop_lane);
+        self.replica = ReplicaLimit::new(settings.max_running);
         self.settings = settings;
         self
     }
@@ -650,9 +658,13 @@ impl CommandHandler {
 impl Handler for CommandHandler {
     type Message = pb::Command;
 
-    /// Defers a command whose shop is at its limit on the command's lane before a transaction is opened for it.
+    /// Defers a command whose shop is at its limit on the command's lane, or while the replica runs as many commands
+    /// as it may, before a transaction (a connection) is taken for it.
     fn defer_hint(&self, event: &Envelope<pb::Command>) -> Option<Duration> {
         let command = &event.message;
+        if let Some(delay) = self.replica.would_defer() {
+            return Some(delay);
+        }
         self.in_flight.would_defer(
             &command.shop_domain,
             lane(command.lane),
@@ -679,6 +691,8 @@ impl Handler for CommandHandler {
                 command.shop_domain
             )));
         }
+        // The replica's bound first, so a command deferred by it keeps its turn among its shop's commands.
+        let _replica_place = self.replica.try_start().map_err(HandlerError::Defer)?;
         // At its shop's limit on this lane, the command steps aside for other shops' commands and comes back in a
         // moment, keeping its turn among its shop's commands (see `in_flight`). The place is held until the handler
         // returns.

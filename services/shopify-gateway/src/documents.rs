@@ -52,6 +52,7 @@ documents! {
     METAFIELDS_SET = "metafields_set", Mutation;
     PUBLISH = "publish", Mutation;
     COLLECTION_CREATE = "collection_create", Mutation;
+    COLLECTION_BY_HANDLE = "collection_by_handle", Query;
     ORDERS_PAGE = "orders_page", Query;
     ORDER_LINE_ITEMS = "order_line_items", Query;
     ORDERS_BULK = "orders_bulk", BulkQuery;

@@ -72,11 +72,14 @@ pub struct Delta {
     pub calls: usize,
 }
 
-/// Shopify's search string for "changed after `since`"; None for a timestamp out of range.
+/// Shopify's search string for "changed at or after `since`"; None for a timestamp out of range. At or after, not
+/// strictly after: `updatedAt` has whole seconds and the high-water mark is the latest one read, so a product changed
+/// in that same second after its page was read would otherwise never come back. Re-reading the products of that one
+/// second is harmless: consumers apply catalog batches idempotently by product id.
 pub fn search_query(since: &prost_types::Timestamp) -> Option<String> {
     let t =
         chrono::DateTime::from_timestamp(since.seconds, since.nanos.clamp(0, 999_999_999) as u32)?;
-    Some(format!("updated_at:>'{}'", t.format("%Y-%m-%dT%H:%M:%SZ")))
+    Some(format!("updated_at:>='{}'", t.format("%Y-%m-%dT%H:%M:%SZ")))
 }
 
 fn variables(
@@ -324,14 +327,14 @@ mod tests {
     }
 
     #[test]
-    fn the_search_is_strictly_after_the_time_in_utc_seconds() {
+    fn the_search_is_at_or_after_the_time_in_utc_seconds() {
         let t = prost_types::Timestamp {
             seconds: 1_759_277_640,
             nanos: 500,
         };
         assert_eq!(
             search_query(&t).unwrap(),
-            "updated_at:>'2025-10-01T00:14:00Z'"
+            "updated_at:>='2025-10-01T00:14:00Z'"
         );
     }
 

@@ -290,3 +290,82 @@ mod tests {
         assert_eq!(held.len(), 100);
     }
 }
+
+/// Commands running at once in this replica, across every consumer. Each running command holds its consumer
+/// transaction's connection and, for bulk bookkeeping, sometimes a second one; without a bound the 64 consumers'
+/// slots (16 partitions x 4 lanes x `consumer.concurrency`) would wait on each other for the pool's connections until
+/// the acquire timeout. At the bound a command is deferred like one whose shop is at its limit.
+pub struct ReplicaLimit {
+    limit: usize,
+    running: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A running command's place in [`ReplicaLimit`], given back on drop (panics and early returns included).
+pub struct ReplicaPlace(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ReplicaPlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Deferral of a command while the replica is at its bound, in ms (jittered so deferred commands spread out).
+const REPLICA_DELAY_MS: RangeInclusive<u64> = 50..=250;
+
+impl ReplicaLimit {
+    /// At most `limit` commands at once; 0 for no limit.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit: if limit == 0 { usize::MAX } else { limit },
+            running: Default::default(),
+        }
+    }
+
+    /// Whether a command would be deferred now (checked before its transaction is opened).
+    pub fn would_defer(&self) -> Option<Duration> {
+        (self.running.load(std::sync::atomic::Ordering::Acquire) >= self.limit).then(replica_delay)
+    }
+
+    /// A place, or how long to defer the command.
+    pub fn try_start(&self) -> Result<ReplicaPlace, Duration> {
+        use std::sync::atomic::Ordering;
+        let taken = self
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Ok(ReplicaPlace(self.running.clone())),
+            Err(_) => Err(replica_delay()),
+        }
+    }
+}
+
+fn replica_delay() -> Duration {
+    Duration::from_millis(rand::random_range(REPLICA_DELAY_MS))
+}
+
+#[cfg(test)]
+mod replica_tests {
+    use super::*;
+
+    #[test]
+    fn the_replica_bound_defers_the_next_command_until_a_place_is_given_back() {
+        let limit = ReplicaLimit::new(2);
+        let a = limit.try_start().expect("first");
+        let _b = limit.try_start().expect("second");
+        assert!(limit.would_defer().is_some());
+        let delay = limit.try_start().err().expect("third deferred");
+        assert!(REPLICA_DELAY_MS.contains(&(delay.as_millis() as u64)));
+        drop(a);
+        assert!(limit.would_defer().is_none());
+        assert!(limit.try_start().is_ok());
+    }
+
+    #[test]
+    fn zero_means_no_bound() {
+        let limit = ReplicaLimit::new(0);
+        let places: Vec<_> = (0..1000).map(|_| limit.try_start().unwrap()).collect();
+        assert_eq!(places.len(), 1000);
+    }
+}

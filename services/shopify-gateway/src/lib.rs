@@ -58,6 +58,15 @@ pub struct ServiceSettings {
     pub tokens: VerifierSettings,
     /// Catalog writes (product upserts, metafields): when they go as a bulk mutation.
     pub catalog: catalog_writes::CatalogSettings,
+    pub commands: CommandsSection,
+}
+
+/// The `[service.commands]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsSection {
+    /// Commands running at once in this replica, across every consumer; 0 for no bound.
+    pub max_running: usize,
 }
 
 /// How often the gateway refetches auth's published keys (a token signed by a key it does not know also triggers a

@@ -196,8 +196,9 @@ async fn an_upsert_creates_a_product_then_updates_the_same_one() {
 async fn bad_products_are_refused_before_any_call_and_the_others_are_written() {
     const SHOP: &str = "upsert-bad-shop.myshopify.com";
     let h = Harness::start(&[(SHOP, seed(1, 1, 0))]).await;
-    let mut no_title = tee("untitled", "", "5.00");
-    no_title.identifier = None;
+    let no_title = tee("untitled", "", "5.00");
+    let mut anonymous = tee("anonymous", "Anonymous", "5.00");
+    anonymous.identifier = None;
     let mut bad_price = tee("bad-price", "Bad price", "12,50");
     bad_price.variants[1].price = usd("4.00");
     let mut bad_key = tee("bad-key", "Bad key", "5.00");
@@ -206,7 +207,13 @@ async fn bad_products_are_refused_before_any_call_and_the_others_are_written() {
         "upsert-bad",
         SHOP,
         Op::UpsertProducts(pb::UpsertProducts {
-            products: vec![no_title, tee("good", "Good", "5.00"), bad_price, bad_key],
+            products: vec![
+                no_title,
+                tee("good", "Good", "5.00"),
+                bad_price,
+                bad_key,
+                anonymous,
+            ],
         }),
     ))
     .await;
@@ -223,6 +230,7 @@ async fn bad_products_are_refused_before_any_call_and_the_others_are_written() {
             ("BLANK", "products.0.title"),
             ("INVALID", "products.2.variants.0.price"),
             ("TOO_SHORT", "products.3.metafields.key"),
+            ("MISSING_IDENTIFIER", "products.4.handle"),
         ]
     );
     let written = &upserted(&result).products;
@@ -487,6 +495,7 @@ async fn a_smart_collection_is_created_from_its_rules() {
         SHOP,
         Op::CreateSmartCollection(pb::CreateSmartCollection {
             title: "Sale".into(),
+            handle: "sale".into(),
             applied_disjunctively: true,
             rules: vec![pb::CollectionRule {
                 column: pb::CollectionRuleColumn::Title as i32,
@@ -524,7 +533,32 @@ async fn a_smart_collection_is_created_from_its_rules() {
         .collect();
     assert_eq!(members, [sale.as_str()]);
 
-    // Without a rule nothing is sent.
+    // The same collection asked for again (as by a command re-run after a crash that lost its first result): the
+    // handle finds the one created, and no second collection is made.
+    h.send(&command(
+        "collection-again",
+        SHOP,
+        Op::CreateSmartCollection(pb::CreateSmartCollection {
+            title: "Sale".into(),
+            handle: "sale".into(),
+            rules: vec![pb::CollectionRule {
+                column: pb::CollectionRuleColumn::Title as i32,
+                relation: pb::CollectionRuleRelation::StartsWith as i32,
+                condition: "Sale".into(),
+            }],
+            ..Default::default()
+        }),
+    ))
+    .await;
+    let again = h.result_of("collection-again").await;
+    assert_eq!(status(&again), Status::Succeeded, "{again:?}");
+    let Some(pb::command_result::Result::CollectionCreated(found)) = &again.result else {
+        panic!("{again:?}")
+    };
+    assert_eq!(found.id, created.id);
+    assert_eq!(mutations(&h.stats(SHOP).await, "collectionCreate"), 1);
+
+    // Without a handle or a rule nothing is sent.
     h.send(&command(
         "collection-empty",
         SHOP,
@@ -536,7 +570,7 @@ async fn a_smart_collection_is_created_from_its_rules() {
     .await;
     let refused = h.result_of("collection-empty").await;
     assert_eq!(status(&refused), Status::Failed, "{refused:?}");
-    assert_eq!(codes(&refused), ["BLANK"]);
+    assert_eq!(codes(&refused), ["MISSING_IDENTIFIER", "BLANK"]);
     assert_eq!(mutations(&h.stats(SHOP).await, "collectionCreate"), 1);
     h.finish().await;
 }

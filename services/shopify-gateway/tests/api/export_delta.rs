@@ -108,7 +108,7 @@ async fn a_delta_export_has_only_the_products_changed_after_the_time_with_varian
     let h = Harness::start(&[(domain, seed)]).await;
     let mut seeded: Vec<Value> = store_products(&h, domain).await.into_values().collect();
     seeded.sort_by_key(|p| p["updated_at"].as_str().unwrap().to_string());
-    // Seeded products changed a minute apart: the time of the 15th leaves the last five.
+    // Seeded products changed a minute apart: from the time of the 15th on (at or after it), the last six.
     let since = seeded[14]["updated_at"].as_str().unwrap().to_string();
     let old = seeded[2]["id"].as_str().unwrap().to_string();
     let variant = seeded[2]["variants"][0]["id"].as_str().unwrap().to_string();
@@ -142,12 +142,15 @@ async fn a_delta_export_has_only_the_products_changed_after_the_time_with_varian
     let batches = batches_of(&h, "delta-1").await;
     let products: Vec<&pb::CatalogProduct> = batches.iter().flat_map(|b| &b.products).collect();
     let ids: HashSet<&str> = products.iter().map(|p| p.id.as_str()).collect();
-    let mut expected: HashSet<&str> = seeded[15..]
+    let mut expected: HashSet<&str> = seeded[14..]
         .iter()
         .map(|p| p["id"].as_str().unwrap())
         .collect();
     expected.insert(&old);
-    assert_eq!(ids, expected, "only the products changed after {since}");
+    assert_eq!(
+        ids, expected,
+        "only the products changed at or after {since}"
+    );
     assert_eq!(products.len(), expected.len(), "each once");
     let summary = exported(&result);
     assert_eq!(summary.products as usize, expected.len());

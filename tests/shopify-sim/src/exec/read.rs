@@ -126,6 +126,21 @@ pub fn query_field(cx: &Ctx<'_>, name: &str, args: &Map<String, Value>) -> R {
             args,
             MAX_PAGE,
         )?,
+        "collectionByIdentifier" => {
+            let identifier = args.get("identifier");
+            let by_id = identifier
+                .and_then(|i| i.get("id"))
+                .and_then(Value::as_str)
+                .and_then(|s| parse_gid_of(s, "Collection"));
+            let by_handle = identifier
+                .and_then(|i| i.get("handle"))
+                .and_then(Value::as_str);
+            opt(st
+                .collections
+                .values()
+                .find(|c| Some(c.id) == by_id || Some(c.handle.as_str()) == by_handle)
+                .map(|c| K::Collection(c.id)))
+        }
         "collection" => opt(id_arg("Collection")
             .filter(|i| st.collections.contains_key(i))
             .map(K::Collection)),
