@@ -3,30 +3,24 @@
 //! publishing and smart collections. Every check reads the simulated shop back, and counts Shopify calls from the
 //! simulator's stats.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 use async_nats::jetstream::kv;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use shopbridge_gateway::{
-    budget::{Budget, BudgetSettings},
-    commands::CommandHandler,
-    executor::{Executor, RetrySettings},
-    leases::{LeaseSettings, Leases, PartitionManager},
-    shopify::{ShopifyHttp, ShopifySettings},
-};
 use shopbridge_platform::{
-    bus::{EventMeta, Relay, names},
-    config::OutboxSettings,
+    bus::{EventMeta, names},
     testing::{TestDb, TestNats, eventually},
 };
 use shopbridge_proto::{
     common::Money,
     gateway::{self as pb, command::Operation as Op, command_result::Status},
 };
-use tokio_util::sync::CancellationToken;
 
-use crate::harness::{Harness, Tokens, codes, consumed, consumer_settings, seed};
+use crate::{
+    crash::{LEASES, start_instance},
+    harness::{Harness, codes, consumed, seed},
+};
 
 fn command(id: &str, shop: &str, operation: Op) -> pb::Command {
     pb::Command {
@@ -758,103 +752,6 @@ async fn many_metafields_go_as_one_bulk_mutation_and_a_refused_ones_call_mates_a
 // Crash in the middle of a bulk mutation (see crash.rs for the export's version of this check).
 
 const CRASH_SHOP: &str = "bulk-crash-shop.myshopify.com";
-const LEASES: LeaseSettings = LeaseSettings {
-    renew_interval_ms: 200,
-    lease_secs: 3,
-};
-
-struct Instance {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    pool: sqlx::PgPool,
-    leases: Leases,
-}
-
-async fn start_instance(
-    sim: &shopify_sim::SimHandle,
-    db: &TestDb,
-    nats: &TestNats,
-    kv: kv::Store,
-    tokens: &std::collections::HashMap<String, SecretString>,
-) -> Instance {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(10)
-        .connect(&db.url)
-        .await
-        .unwrap();
-    let executor = Executor::new(
-        ShopifyHttp::new(ShopifySettings {
-            api_version: "2025-10".into(),
-            scheme: "http".into(),
-            port: sim.addr().port(),
-            connect_to: sim.addr().to_string(),
-            request_timeout_secs: 10,
-        })
-        .unwrap(),
-        Budget::new(BudgetSettings::default()),
-        RetrySettings {
-            base_delay_ms: 20,
-            max_delay_ms: 500,
-            deadline_secs: 60,
-        },
-    );
-    let fence = Leases::new(&LEASES);
-    let handler = Arc::new(CommandHandler::new(
-        Arc::new(executor),
-        Arc::new(Tokens(tokens.clone())),
-        pool.clone(),
-        reqwest::Client::new(),
-        Some(fence.clone()),
-    ));
-    let spawn = shopbridge_gateway::spawner(
-        pool.clone(),
-        nats.js.clone(),
-        nats.namespace.clone(),
-        consumer_settings(),
-        handler,
-    );
-    let manager = PartitionManager::new(kv, LEASES, fence.clone(), spawn);
-    let relay = Relay::new(
-        pool.clone(),
-        nats.js.clone(),
-        nats.namespace.clone(),
-        OutboxSettings {
-            poll_interval_ms: 50,
-            batch_size: 500,
-            retention_hours: 1,
-        },
-    );
-    let cancel = CancellationToken::new();
-    let tasks = vec![
-        tokio::spawn({
-            let cancel = cancel.clone();
-            async move {
-                let _ = manager.run(cancel).await;
-            }
-        }),
-        tokio::spawn(async move {
-            let _ = relay.run(cancel).await;
-        }),
-    ];
-    Instance {
-        tasks,
-        pool,
-        leases: fence,
-    }
-}
-
-impl Instance {
-    /// The process dies: nothing is released, nothing more is committed.
-    async fn kill(self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        self.pool.close().await;
-    }
-}
-
 async fn bulk_rows(db: &TestDb) -> Vec<(String, String, String)> {
     sqlx::query_as(
         "SELECT stage, bulk_id, status FROM bulk_operations WHERE command_id = 'bulk-crash'",

@@ -27,19 +27,20 @@ use tokio_util::sync::CancellationToken;
 use crate::harness::{Tokens, consumer_settings};
 
 const SHOP: &str = "crash-shop.myshopify.com";
-const LEASES: LeaseSettings = LeaseSettings {
+pub const LEASES: LeaseSettings = LeaseSettings {
     renew_interval_ms: 200,
     lease_secs: 3,
 };
 
-/// One running gateway instance; dropping its tasks and pool is the crash.
-struct Instance {
+/// One running gateway instance; dropping its tasks and pool is the crash. Shared with the other crash checks
+/// (catalog_writes: a bulk mutation).
+pub struct Instance {
     tasks: Vec<JoinHandle<()>>,
-    pool: sqlx::PgPool,
-    leases: Leases,
+    pub pool: sqlx::PgPool,
+    pub leases: Leases,
 }
 
-async fn start_instance(
+pub async fn start_instance(
     sim: &shopify_sim::SimHandle,
     db: &TestDb,
     nats: &TestNats,
@@ -114,7 +115,7 @@ async fn start_instance(
 
 impl Instance {
     /// The process dies: nothing is released, nothing more is committed.
-    async fn kill(self) {
+    pub async fn kill(self) {
         for task in &self.tasks {
             task.abort();
         }
