@@ -660,12 +660,22 @@ pub async fn set_inventory_item_costs(w: &Writer<'_>, set: &pb::SetInventoryItem
             },
         ));
     }
+    let written =
+        run_one_per_item(w, operations, "inventoryItemUpdate", "costs", &mut outcome).await;
+    finish(outcome, written)
+}
+
+/// Runs one call per input item (index, call) and counts the items Shopify applied; its userErrors are renamed to
+/// `<list>.<index>...` so each names its item.
+async fn run_one_per_item(
+    w: &Writer<'_>,
+    operations: Vec<(usize, Operation)>,
+    payload_field: &str,
+    list: &str,
+    outcome: &mut Outcome,
+) -> usize {
     let mut written = 0;
-    for (i, payload) in absorb_calls(
-        run_calls(w, operations).await,
-        "inventoryItemUpdate",
-        &mut outcome,
-    ) {
+    for (i, payload) in absorb_calls(run_calls(w, operations).await, payload_field, outcome) {
         let Some(payload) = payload else { continue };
         let errors = user_errors(&payload);
         if errors.is_empty() {
@@ -673,9 +683,9 @@ pub async fn set_inventory_item_costs(w: &Writer<'_>, set: &pb::SetInventoryItem
         }
         outcome
             .user_errors
-            .extend(errors.iter().map(|e| renamed("costs", i, e, 0)));
+            .extend(errors.iter().map(|e| renamed(list, i, e, 0)));
     }
-    finish(outcome, written)
+    written
 }
 
 // ------------------------------------------------------------------------------------------------------------------
@@ -950,21 +960,14 @@ pub async fn publish_products(w: &Writer<'_>, publish: &pb::PublishProducts) -> 
             },
         ));
     }
-    let mut written = 0;
-    for (i, payload) in absorb_calls(
-        run_calls(w, operations).await,
+    let written = run_one_per_item(
+        w,
+        operations,
         "publishablePublish",
+        "product_ids",
         &mut outcome,
-    ) {
-        let Some(payload) = payload else { continue };
-        let errors = user_errors(&payload);
-        if errors.is_empty() {
-            written += 1;
-        }
-        outcome
-            .user_errors
-            .extend(errors.iter().map(|e| renamed("product_ids", i, e, 0)));
-    }
+    )
+    .await;
     finish(outcome, written)
 }
 
