@@ -117,6 +117,64 @@ impl SimClient {
             .await?)
     }
 
+    /// Stages `jsonl` as a bulk mutation's variables the way an app does (stagedUploadsCreate, then a multipart POST
+    /// of the target's parameters and the file); returns the staged upload path for bulkOperationRunMutation.
+    pub async fn stage_jsonl(
+        &self,
+        domain: &str,
+        token: &str,
+        filename: &str,
+        jsonl: &str,
+    ) -> anyhow::Result<String> {
+        let (_, staged) = self
+            .graphql(
+                domain,
+                token,
+                "mutation S($input: [StagedUploadInput!]!) { stagedUploadsCreate(input: $input) { stagedTargets { url parameters { name value } } userErrors { message } } }",
+                json!({"input": [{"resource": "BULK_MUTATION_VARIABLES", "filename": filename,
+                    "mimeType": "text/jsonl", "httpMethod": "POST"}]}),
+            )
+            .await?;
+        let target = &staged["data"]["stagedUploadsCreate"]["stagedTargets"][0];
+        let (Some(url), Some(parameters)) =
+            (target["url"].as_str(), target["parameters"].as_array())
+        else {
+            anyhow::bail!("no staged target: {staged}");
+        };
+        let field = |p: &Value, k: &str| p[k].as_str().unwrap_or_default().to_string();
+        let parameters: Vec<(String, String)> = parameters
+            .iter()
+            .map(|p| (field(p, "name"), field(p, "value")))
+            .collect();
+        let key = parameters
+            .iter()
+            .find(|(name, _)| name == "key")
+            .map(|(_, value)| value.clone())
+            .ok_or_else(|| anyhow::anyhow!("the staged target has no key: {staged}"))?;
+        // multipart/form-data: every parameter, then the file last (as storage services want it).
+        let boundary = "shopify-sim-client-boundary";
+        let mut body = String::new();
+        for (name, value) in &parameters {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: text/jsonl\r\n\r\n{jsonl}\r\n--{boundary}--\r\n"
+        ));
+        self.http
+            .post(url)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(key)
+    }
+
     /// Runs a GraphQL document against a shop; returns (HTTP status, body).
     pub async fn graphql(
         &self,

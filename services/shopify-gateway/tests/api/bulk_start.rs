@@ -249,62 +249,11 @@ async fn start_bulk_mutation(
     mutation: &str,
     lines: &[Value],
 ) -> String {
-    let graphql = |query: &'static str, variables: Value| async move {
-        let (status, body) = client
-            .graphql(MUTATION_SHOP, token, query, variables)
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "{body}");
-        body["data"].clone()
-    };
-    let staged = graphql(
-        documents::STAGED_UPLOAD.text,
-        json!({"input": [{"resource": "BULK_MUTATION_VARIABLES",
-        "filename": "window.jsonl", "mimeType": "text/jsonl", "httpMethod": "POST"}]}),
-    )
-    .await;
-    let target = &staged["stagedUploadsCreate"]["stagedTargets"][0];
-    let parameters: Vec<(String, String)> = target["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_string(),
-                p["value"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let key = parameters
-        .iter()
-        .find(|(n, _)| n == "key")
-        .unwrap()
-        .1
-        .clone();
-    let boundary = "window-boundary";
-    let mut body = String::new();
-    for (name, value) in &parameters {
-        body.push_str(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"window.jsonl\"\r\nContent-Type: text/jsonl\r\n\r\n"));
-    for line in lines {
-        body.push_str(&format!("{line}\n"));
-    }
-    body.push_str(&format!("\r\n--{boundary}--\r\n"));
-    reqwest::Client::new()
-        .post(target["url"].as_str().unwrap())
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
+    let jsonl: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    let key = client
+        .stage_jsonl(MUTATION_SHOP, token, "window.jsonl", &jsonl)
         .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+        .expect("staged upload");
     let (status, started) = client
         .graphql(
             MUTATION_SHOP,

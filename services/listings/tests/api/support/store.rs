@@ -239,55 +239,15 @@ async fn load_chunk(
         assert!(body.get("errors").is_none(), "{body}");
         body["data"].clone()
     };
-    let data = gql(
-        "mutation { stagedUploadsCreate(input: [{resource: BULK_MUTATION_VARIABLES, filename: \"products.jsonl\", mimeType: \"text/jsonl\", httpMethod: POST}]) { stagedTargets { url parameters { name value } } userErrors { message } } }",
-        json!({}),
-    )
-    .await;
-    let target = &data["stagedUploadsCreate"]["stagedTargets"][0];
-    let params: Vec<(String, String)> = target["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_string(),
-                p["value"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let key = params.iter().find(|(n, _)| n == "key").unwrap().1.clone();
     let mut jsonl = String::new();
     for product in products {
         jsonl.push_str(&product_set_input(product, locations).to_string());
         jsonl.push('\n');
     }
-    // multipart/form-data: every parameter, then the file.
-    let boundary = "listings-test-boundary";
-    let mut body = String::new();
-    for (name, value) in &params {
-        body.push_str(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str(&format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"products.jsonl\"\r\nContent-Type: text/jsonl\r\n\r\n{jsonl}\r\n--{boundary}--\r\n"
-    ));
-    let uploaded = reqwest::Client::new()
-        .post(target["url"].as_str().unwrap())
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
+    let key = sim
+        .stage_jsonl(shop, token, "products.jsonl", &jsonl)
         .await
-        .expect("upload");
-    assert!(
-        uploaded.status().is_success(),
-        "upload: {}",
-        uploaded.status()
-    );
+        .expect("staged upload");
     let mutation = "mutation M($input: ProductSetInput!) { productSet(input: $input, synchronous: true) { product { id } userErrors { field message code } } }";
     let data = gql(
         "mutation B($m: String!, $p: String!) { bulkOperationRunMutation(mutation: $m, stagedUploadPath: $p) { bulkOperation { id } userErrors { field message code } } }",
