@@ -10,7 +10,6 @@ mod crash;
 mod documents;
 mod export;
 mod export_delta;
-mod export_memory;
 mod fairness;
 mod fulfillments;
 mod harness;
