@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     catalog_writes::{Writer, invalid},
     documents::{self, Document},
-    executor::Operation,
+    executor::{CallError, Operation},
     export::bulk_start::{BulkKind, BulkStart, StartError},
     ops::Outcome,
 };
@@ -25,30 +25,39 @@ const MUTATION_COST: f64 = 10.0;
 pub struct BulkResults {
     pub id: String,
     pub lines: HashMap<usize, Value>,
+    /// Why lines have no result, when the operation stopped before the end (FAILED or CANCELED, with the lines it
+    /// ran from `partialDataUrl`).
+    pub stopped: Option<String>,
 }
 
 /// How often a bulk mutation is polled.
 const POLL_FIRST: Duration = Duration::from_millis(200);
 const POLL_MAX: Duration = Duration::from_secs(3);
 
-/// The payload of input line `line` under `field`, or None with a problem about item `index` of `list` when the line
-/// failed or has no result.
+/// The payload of input line `line` under `field`, or None with a problem about each item of `list` the line
+/// carries (`indices`) when the line failed or has no result.
 pub fn line_payload(
-    lines: &HashMap<usize, Value>,
+    results: &BulkResults,
     line: usize,
     field: &str,
     outcome: &mut Outcome,
     list: &str,
-    index: usize,
+    indices: &[usize],
 ) -> Option<Value> {
-    let Some(result) = lines.get(&line) else {
-        outcome.user_errors.push(invalid(
-            list,
-            index,
-            &[],
-            "BULK_LINE_MISSING",
-            format!("the bulk mutation's result has no line {line}"),
-        ));
+    let Some(result) = results.lines.get(&line) else {
+        let message = match &results.stopped {
+            Some(why) => format!("line {line} of the bulk mutation was not run: {why}"),
+            None => format!("the bulk mutation's result has no line {line}"),
+        };
+        for &index in indices {
+            outcome.user_errors.push(invalid(
+                list,
+                index,
+                &[],
+                "BULK_LINE_MISSING",
+                message.clone(),
+            ));
+        }
         return None;
     };
     let payload = &result["data"][field];
@@ -62,13 +71,15 @@ pub fn line_payload(
         .filter_map(|e| e["message"].as_str())
         .collect::<Vec<_>>()
         .join("; ");
-    outcome.user_errors.push(invalid(
-        list,
-        index,
-        &[],
-        "BULK_LINE_FAILED",
-        format!("line {line} of the bulk mutation failed: {message}"),
-    ));
+    for &index in indices {
+        outcome.user_errors.push(invalid(
+            list,
+            index,
+            &[],
+            "BULK_LINE_FAILED",
+            format!("line {line} of the bulk mutation failed: {message}"),
+        ));
+    }
     None
 }
 
@@ -122,69 +133,108 @@ pub async fn run_bulk_mutation(
             return Err(bulk_problem(outcome, e.to_string()));
         }
     };
+    // From here on Shopify runs the lines whatever happens to this delivery: a failure that passes (a call past its
+    // deadline, the database, the download) leaves the command unanswered, to be delivered again and resume polling
+    // the same operation (it is recorded); answering FAILED would report as not applied what Shopify applies.
     let mut poll_calls = 0;
     let ended = start.poll_to_end(&bulk, &mut poll_calls).await;
     outcome.calls += poll_calls;
-    let done = match ended {
-        Ok(end) if end.completed() => end.url,
-        Ok(end) => {
-            return Err(bulk_problem(
-                outcome,
-                format!(
-                    "bulk mutation {bulk} ended {} ({})",
-                    end.status, end.error_code
-                ),
-            ));
-        }
-        Err(StartError::Call(e)) => {
+    let end = match ended {
+        Ok(end) => end,
+        Err(StartError::Call(e @ CallError::Fatal { .. })) => {
+            // Nothing will let this gateway read it (the token was refused, the shop is gone).
+            outcome.user_errors.push(json!({"code": "BULK_UNFOLLOWED", "field": [],
+                "message": format!("bulk mutation {bulk} was accepted by Shopify and may still apply its lines, \
+                    but its progress cannot be read: {e}")}));
             outcome.failed_calls.push((0, e));
             return Err(Stopped);
         }
-        Err(e) => return Err(bulk_problem(outcome, e.to_string())),
+        Err(e) => return Err(unfinished(outcome, &bulk, &e.to_string())),
     };
+    let stopped = (!end.completed()).then(|| {
+        format!(
+            "bulk mutation {bulk} ended {} ({})",
+            end.status, end.error_code
+        )
+    });
+    // A mutation that stopped early says which lines it ran in partialDataUrl; without it nothing is known to
+    // have run.
+    let file = if end.completed() {
+        end.url
+    } else {
+        end.partial_url
+    };
+    if let (Some(why), None) = (&stopped, &file) {
+        return Err(bulk_problem(outcome, why.clone()));
+    }
     let mut results = BulkResults {
-        id: bulk,
+        id: bulk.clone(),
         lines: HashMap::new(),
+        stopped,
     };
-    if let Some(url) = done {
-        let body = w
-            .download
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status());
-        let body = match body {
-            Ok(response) => response.bytes().await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| {
-            bulk_problem(
-                outcome,
-                format!(
-                    "downloading the bulk mutation's result failed: {}",
-                    e.without_url()
-                ),
-            )
-        })?;
-        // One line per input line, each with `__lineNumber`: the 0-based line of the input it answers (lines may
-        // come in any order).
-        for (n, line) in body
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .enumerate()
-        {
-            match serde_json::from_slice::<Value>(line) {
-                Ok(value) => {
-                    let at = value["__lineNumber"].as_u64().map_or(n, |l| l as usize);
-                    results.lines.insert(at, value);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "a bulk mutation result line that is not JSON")
-                }
+    if let Some(url) = file {
+        let body = match download(w, &url).await {
+            Ok(body) => body,
+            Err(e) => {
+                return Err(unfinished(
+                    outcome,
+                    &bulk,
+                    &format!("downloading its result failed: {e}"),
+                ));
             }
-        }
+        };
+        results.lines = result_lines(&body);
+    }
+    if let Some(why) = &results.stopped {
+        outcome
+            .user_errors
+            .push(json!({"code": "BULK_FAILED", "field": [],
+            "message": format!("{why}; {} of {} lines ran", results.lines.len(), lines.len())}));
     }
     Ok(results)
+}
+
+/// Each result line by the 0-based input line it answers (`__lineNumber`; lines come in any order). A line
+/// without it cannot be tied to its input: it is left out, so its input is reported BULK_LINE_MISSING.
+fn result_lines(body: &[u8]) -> HashMap<usize, Value> {
+    let mut lines = HashMap::new();
+    for line in body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+    {
+        match serde_json::from_slice::<Value>(line) {
+            Ok(value) => match value["__lineNumber"].as_u64() {
+                Some(at) => {
+                    lines.insert(at as usize, value);
+                }
+                None => tracing::warn!("a bulk mutation result line without __lineNumber"),
+            },
+            Err(e) => tracing::warn!(error = %e, "a bulk mutation result line that is not JSON"),
+        }
+    }
+    lines
+}
+
+async fn download(w: &Writer<'_>, url: &str) -> Result<bytes::Bytes, reqwest::Error> {
+    let fetched = async {
+        w.download
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await
+    };
+    // The URL is signed: it stays out of the error.
+    fetched.await.map_err(reqwest::Error::without_url)
+}
+
+/// The command is left unanswered while its accepted bulk mutation runs on (see `run_bulk_mutation`).
+fn unfinished(outcome: &mut Outcome, bulk: &str, why: &str) -> Stopped {
+    outcome.unfinished = Some(format!(
+        "bulk mutation {bulk} could not be followed to its end ({why}); it is polled again on the next delivery"
+    ));
+    Stopped
 }
 
 /// A bulk mutation that could not be run to the end; the problems are in the outcome.
@@ -295,6 +345,17 @@ fn multipart(parameters: &[(String, String)], filename: &str, file: &[u8]) -> (S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn result_lines_are_keyed_by_their_line_number_and_one_without_it_is_left_out() {
+        let body = b"{\"data\":{\"x\":1},\"__lineNumber\":2}\n\n{\"data\":{\"x\":2}}\nnot json\n{\"data\":{\"x\":3},\"__lineNumber\":0}\n";
+        let lines = result_lines(body);
+        let mut keys: Vec<usize> = lines.keys().copied().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [0, 2]);
+        assert_eq!(lines[&2]["data"]["x"], 1);
+        assert_eq!(lines[&0]["data"]["x"], 3);
+    }
 
     #[test]
     fn the_multipart_body_ends_with_the_file() {

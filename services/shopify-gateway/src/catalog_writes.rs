@@ -525,7 +525,7 @@ pub async fn upsert_products(
         .await
         {
             Ok(done) => {
-                result.bulk_operation_id = done.id;
+                result.bulk_operation_id = done.id.clone();
                 lines
                     .iter()
                     .enumerate()
@@ -533,12 +533,12 @@ pub async fn upsert_products(
                         (
                             *i,
                             line_payload(
-                                &done.lines,
+                                &done,
                                 line,
                                 "productSet",
                                 &mut outcome,
                                 "products",
-                                *i,
+                                &[*i],
                             ),
                         )
                     })
@@ -754,18 +754,18 @@ pub async fn set_metafields(
         .await
         {
             Ok(done) => {
-                result.bulk_operation_id = done.id;
+                result.bulk_operation_id = done.id.clone();
                 (0..batches.len())
                     .map(|b| {
                         (
                             b,
                             line_payload(
-                                &done.lines,
+                                &done,
                                 b,
                                 "metafieldsSet",
                                 &mut outcome,
                                 "metafields",
-                                batches[b][0].0,
+                                &batches[b].iter().map(|(i, _)| *i).collect::<Vec<_>>(),
                             ),
                         )
                     })

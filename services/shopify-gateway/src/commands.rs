@@ -361,12 +361,13 @@ impl CommandHandler {
     }
 
     /// Runs the command; returns its result and any events it produces before the result (catalog batches, order
-    /// pages).
+    /// pages), or, when work Shopify accepted for it could not be followed to its end for a reason that passes, why
+    /// (the command is then delivered again, see `ops::Outcome::unfinished`).
     async fn run(
         &self,
         command: &pb::Command,
         shop: &ShopCredentials,
-    ) -> (pb::CommandResult, Vec<Published>) {
+    ) -> Result<(pb::CommandResult, Vec<Published>), String> {
         let mut result = pb::CommandResult {
             command_id: command.command_id.clone(),
             shop_domain: command.shop_domain.clone(),
@@ -446,7 +447,7 @@ impl CommandHandler {
                 )
                 .await
             }
-            Some(Op::ExportCatalog(_)) => return self.export(command, shop, result).await,
+            Some(Op::ExportCatalog(_)) => return Ok(self.export(command, shop, result).await),
             Some(Op::ExportCatalogDelta(delta)) => {
                 let (result, batches) = crate::export_delta::run(
                     &self.executor,
@@ -458,10 +459,10 @@ impl CommandHandler {
                     result,
                 )
                 .await;
-                return (
+                return Ok((
                     result,
                     batches.into_iter().map(Published::Catalog).collect(),
-                );
+                ));
             }
             Some(Op::ListLocations(_)) => {
                 let listed = ops::all_nodes(
@@ -538,7 +539,7 @@ impl CommandHandler {
                 outcome
             }
             Some(Op::FetchOrders(fetch)) => {
-                return self.fetch_orders(command, fetch, shop, result).await;
+                return Ok(self.fetch_orders(command, fetch, shop, result).await);
             }
             Some(Op::TagOrder(tag)) => {
                 ops::tag_order(
@@ -632,9 +633,12 @@ impl CommandHandler {
                 result
                     .problems
                     .push(problem("INVALID_REQUEST", "the command names no operation"));
-                return (result, Vec::new());
+                return Ok((result, Vec::new()));
             }
         };
+        if let Some(why) = outcome.unfinished {
+            return Err(why);
+        }
         if result.calls == 0 {
             result.calls = outcome.calls as u32;
         }
@@ -651,7 +655,7 @@ impl CommandHandler {
         } else {
             Status::Partial
         } as i32;
-        (result, Vec::new())
+        Ok((result, Vec::new()))
     }
 }
 
@@ -731,7 +735,9 @@ impl Handler for CommandHandler {
                     domain: command.shop_domain.clone(),
                     token,
                 };
-                self.run(command, &shop).await
+                self.run(command, &shop)
+                    .await
+                    .map_err(|why| HandlerError::Retry(anyhow::anyhow!(why)))?
             }
             Err(CredentialError::Unavailable(e)) => {
                 return Err(HandlerError::Retry(anyhow::anyhow!(e)));

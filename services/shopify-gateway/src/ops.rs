@@ -50,6 +50,9 @@ pub struct Outcome {
     pub failed_calls: Vec<(usize, CallError)>,
     /// An all-or-nothing operation applied nothing (its problems say why), even if no call failed.
     pub failed: bool,
+    /// Work Shopify accepted for the command (a bulk mutation) could not be followed to its end, for a reason that
+    /// passes: the command gets no result now and is delivered again, resuming where it was.
+    pub unfinished: Option<String>,
 }
 
 impl Outcome {

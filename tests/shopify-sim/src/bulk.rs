@@ -306,13 +306,24 @@ fn emit(
     }
 }
 
-/// Runs a bulk mutation: one execution per JSONL line of variables; one result line each.
+/// What a bulk mutation did: a result line per line run, the store's events, how many lines ran, and whether it
+/// stopped before the end (the `bulk_mutation_stop_after` fault).
+pub struct MutationRun {
+    pub jsonl: Vec<u8>,
+    pub events: Vec<crate::model::Event>,
+    pub lines: u64,
+    pub stopped: bool,
+}
+
+/// Runs a bulk mutation: one execution per JSONL line of variables; one result line each. With `stop_after`, only
+/// that many lines run.
 pub fn run_mutation(
     store: &mut Store,
     doc: &str,
     input: &[u8],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(Vec<u8>, Vec<crate::model::Event>, u64), String> {
+    stop_after: Option<u64>,
+) -> Result<MutationRun, String> {
     let (d, _) = single_op(doc)?;
     let op = d
         .operations
@@ -320,9 +331,14 @@ pub fn run_mutation(
         .map_err(|e| e.message().to_string())?;
     let mut out = Vec::new();
     let mut n = 0u64;
+    let mut stopped = false;
     for (i, line) in input.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
+        }
+        if stop_after.is_some_and(|max| n >= max) {
+            stopped = true;
+            break;
         }
         let vars: Map<String, Value> = match serde_json::from_slice(line) {
             Ok(Value::Object(m)) => m,
@@ -358,7 +374,12 @@ pub fn run_mutation(
         out.push(b'\n');
     }
     let events = std::mem::take(&mut store.events);
-    Ok((out, events, n))
+    Ok(MutationRun {
+        jsonl: out,
+        events,
+        lines: n,
+        stopped,
+    })
 }
 
 pub fn to_bytes_map(m: &Map<String, Value>) -> apollo_compiler::response::JsonMap {

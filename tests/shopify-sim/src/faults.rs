@@ -28,6 +28,9 @@ pub struct FaultConfig {
     pub webhook_reorder_rate: f64,
     /// Delay (ms) before a bulk operation starts running (keeps it CREATED meanwhile).
     pub bulk_delay_ms: u64,
+    /// A bulk mutation stops after running this many lines: it ends FAILED (INTERNAL_SERVER_ERROR), and what it ran
+    /// is in `partialDataUrl`, as Shopify does for an operation that failed part way.
+    pub bulk_mutation_stop_after: Option<u64>,
     /// Only these shops (all shops when empty).
     pub shops: Vec<String>,
     /// RNG seed for the draws.
@@ -103,6 +106,14 @@ impl Faults {
             return Injected::Throttle;
         }
         Injected::None
+    }
+
+    /// How many lines a bulk mutation on `shop` runs before it fails (None: all of them).
+    pub fn bulk_mutation_stop_after(&self, shop: &str) -> Option<u64> {
+        let c = self.get();
+        Self::applies(&c, shop)
+            .then_some(c.bulk_mutation_stop_after)
+            .flatten()
     }
 
     pub fn webhook_duplicate(&self, shop: &str) -> bool {

@@ -313,6 +313,8 @@ pub struct BulkOp {
     pub root_object_count: u64,
     pub file_size: Option<u64>,
     pub url: Option<String>,
+    /// What a failed operation did before it stopped.
+    pub partial_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     /// For mutations: the staged upload key.

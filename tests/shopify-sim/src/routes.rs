@@ -227,6 +227,7 @@ pub async fn run_bulk(sim: Arc<Sim>, shop: Arc<Shop>, id: u64) {
     if delay > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
+    let stop_after = sim.faults.bulk_mutation_stop_after(&shop.domain);
     let sim2 = sim.clone();
     let shop2 = shop.clone();
     let events = tokio::task::spawn_blocking(move || {
@@ -237,14 +238,16 @@ pub async fn run_bulk(sim: Arc<Sim>, shop: Arc<Shop>, id: u64) {
         };
         op.status = "RUNNING".into();
         let (kind, doc, staged) = (op.kind.clone(), op.query.clone(), op.staged_path.clone());
+        // (result lines, objects, roots, events, stopped part way)
         let result = if kind == "QUERY" {
             crate::bulk::run_query(&mut st, &doc, now)
-                .map(|o| (o.jsonl, o.objects, o.roots, vec![]))
+                .map(|o| (o.jsonl, o.objects, o.roots, vec![], false))
         } else {
             let input = staged
                 .and_then(|k| crate::bulk::take_staged(&k))
                 .unwrap_or_default();
-            crate::bulk::run_mutation(&mut st, &doc, &input, now).map(|(j, ev, n)| (j, n, n, ev))
+            crate::bulk::run_mutation(&mut st, &doc, &input, now, stop_after)
+                .map(|r| (r.jsonl, r.lines, r.lines, r.events, r.stopped))
         };
         let mut events = Vec::new();
         let done_at = sim2.config.clock.now();
@@ -252,20 +255,27 @@ pub async fn run_bulk(sim: Arc<Sim>, shop: Arc<Shop>, id: u64) {
             return vec![];
         };
         match result {
-            Ok((jsonl, objects, roots, evs)) => {
+            Ok((jsonl, objects, roots, evs, stopped)) => {
                 events = evs;
                 let token = uuid::Uuid::new_v4().simple().to_string();
                 op.file_size = Some(jsonl.len() as u64);
                 op.object_count = objects;
                 op.root_object_count = roots;
-                op.url =
+                let url =
                     (!jsonl.is_empty()).then(|| format!("{}/_sim/bulk/{token}", sim2.base_url));
                 crate::bulk::put_result(
                     token,
                     Bytes::from(jsonl),
                     sim2.now_secs() + crate::bulk::RESULT_TTL_SECS,
                 );
-                op.status = "COMPLETED".into();
+                if stopped {
+                    op.partial_url = url;
+                    op.status = "FAILED".into();
+                    op.error_code = Some("INTERNAL_SERVER_ERROR".into());
+                } else {
+                    op.url = url;
+                    op.status = "COMPLETED".into();
+                }
             }
             Err(_) => {
                 op.status = "FAILED".into();

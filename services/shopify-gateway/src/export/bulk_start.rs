@@ -6,17 +6,23 @@
 //! and shop at a time, so that second start is refused with OPERATION_IN_PROGRESS until the orphan ends (minutes),
 //! and the orphan's result is never used.
 //!
-//! So a start is recorded before it is sent: a `bulk_starts` row (command, stage, shop, type, `attempted_at` = the
-//! database's now) is committed before each start request, and deleted in the transaction that records the accepted
-//! operation in `bulk_operations`. A `bulk_starts` row found on resume means the crash window may have been hit; the
-//! command then asks Shopify for the app's current operation of that type and adopts it when it can only be this
-//! start's:
+//! So a start is recorded before it is sent: a `bulk_starts` row (command, stage, shop, type, and the database's time
+//! of its first and of its latest attempt: a start refused OPERATION_IN_PROGRESS is sent again later, and any attempt
+//! may be the one Shopify accepted) is committed before each start request, and deleted in the transaction that
+//! records the accepted operation in `bulk_operations`. A `bulk_starts` row found on resume means the crash window may
+//! have been hit; the command then asks Shopify for the app's current operation of that type and adopts it when it
+//! can only be this start's:
 //! - its `query` is the text this start sends (the bulk query, or the mutation run for every line);
-//! - it was created within this start's window: not before `attempted_at` (less [`SKEW`]: Shopify's clock is not the
-//!   database's and `createdAt` has whole seconds), and not after the longest a start call can take
-//!   ([`START_CALL_MAX`]);
+//! - it was created within this start's window: not before its first attempt (less [`SKEW`]: Shopify's clock is not
+//!   the database's and `createdAt` has whole seconds), and not after its latest attempt plus the longest a start
+//!   call can take ([`START_CALL_MAX`]);
 //! - no row of `bulk_operations` claims it (a unique index keeps two resumed commands from both adopting it);
-//! - no other unfinished start of the same shop and type could have created it (its window holds the creation time).
+//! - no other unfinished start of the same shop and type could have created it: none whose attempts' range overlaps
+//!   the creation's window. A bulk mutation is stricter still: every command's mutation has the same text but its
+//!   own lines, so adopting another's would apply the wrong lines and report their results as ours; it is adopted
+//!   only when no other unfinished mutation start of the shop was active within [`START_CALL_MAX`] either side of
+//!   the creation, whatever the clocks say. (Not "no other row at all": the row of a command given up on mid-start
+//!   stays, and would turn adoption off for the shop for good.)
 //!
 //! Why that suffices: the gateway is the only starter of bulk operations for this app, every start it sends is
 //! preceded by a committed `bulk_starts` row that stays until the accepted id is recorded, and per shop and type
@@ -119,6 +125,8 @@ pub struct BulkEnd {
     pub status: String,
     /// The result file (None: the operation produced no lines).
     pub url: Option<String>,
+    /// What a FAILED or CANCELED operation did before it stopped, when Shopify kept it.
+    pub partial_url: Option<String>,
     pub error_code: String,
 }
 
@@ -148,11 +156,9 @@ impl BulkStart<'_> {
             let data = self.executor.call(self.shop, self.lane, &poll).await?;
             let node = &data["node"];
             let status = node["status"].as_str().unwrap_or_default();
-            // CANCELING ends too: nothing cancels our operations but an operator, and the result is not wanted then.
-            if !matches!(
-                status,
-                "COMPLETED" | "FAILED" | "CANCELED" | "CANCELING" | "EXPIRED"
-            ) {
+            // CANCELING is not an end: a mutation keeps applying lines until CANCELED, and only then says (in
+            // partialDataUrl) which ran.
+            if !matches!(status, "COMPLETED" | "FAILED" | "CANCELED" | "EXPIRED") {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(self.wait_max);
                 continue;
@@ -168,6 +174,7 @@ impl BulkStart<'_> {
             return Ok(BulkEnd {
                 status: status.to_string(),
                 url: node["url"].as_str().map(str::to_string),
+                partial_url: node["partialDataUrl"].as_str().map(str::to_string),
                 error_code: node["errorCode"].as_str().unwrap_or("-").to_string(),
             });
         }
@@ -185,8 +192,8 @@ impl BulkStart<'_> {
             tracing::info!(bulk_id = %id, stage = self.stage, "resuming a bulk operation started before");
             return Ok(id);
         }
-        if let Some(attempted_at) = self.interrupted_start().await?
-            && let Some(id) = self.adopt(attempted_at, calls).await?
+        if let Some(attempts) = self.interrupted_start().await?
+            && let Some(id) = self.adopt(attempts, calls).await?
         {
             return Ok(id);
         }
@@ -199,7 +206,7 @@ impl BulkStart<'_> {
         };
         let mut delay = self.wait_first;
         loop {
-            let attempted_at = self.note_attempt().await?;
+            let attempts = self.note_attempt().await?;
             *calls += 1;
             // A failed call leaves the start's row: Shopify may have accepted it.
             let data = self.executor.call(self.shop, self.lane, &start).await?;
@@ -221,7 +228,7 @@ impl BulkStart<'_> {
             // One bulk operation of a type at a time per shop (API 2025-10): it may be the one a lost answer
             // created; otherwise wait for it to finish.
             if errors.iter().any(|e| e["code"] == "OPERATION_IN_PROGRESS") {
-                if let Some(id) = self.adopt(attempted_at, calls).await? {
+                if let Some(id) = self.adopt(attempts, calls).await? {
                     return Ok(id);
                 }
                 tokio::time::sleep(delay).await;
@@ -244,29 +251,34 @@ impl BulkStart<'_> {
         .await
     }
 
-    /// When the last start of this stage was sent, if its outcome was never recorded.
-    async fn interrupted_start(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT attempted_at FROM bulk_starts WHERE command_id = $1 AND stage = $2",
+    /// When the attempts of this stage's start were sent, if its outcome was never recorded.
+    async fn interrupted_start(&self) -> Result<Option<Attempts>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT first_attempted_at, last_attempted_at FROM bulk_starts WHERE command_id = $1 AND stage = $2",
         )
         .bind(self.command_id)
         .bind(self.stage)
         .fetch_optional(self.pool)
         .await
+        .map(|row| row.map(|(first, last)| Attempts { first, last }))
     }
 
-    /// Commits that a start request is about to be sent; returns its time.
-    async fn note_attempt(&self) -> Result<DateTime<Utc>, sqlx::Error> {
-        sqlx::query_scalar(
-            "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, attempted_at) VALUES ($1, $2, $3, $4, now()) \
-             ON CONFLICT (command_id, stage) DO UPDATE SET attempted_at = now() RETURNING attempted_at",
+    /// Commits that a start request is about to be sent; returns the range of this start's attempts, this one
+    /// included.
+    async fn note_attempt(&self) -> Result<Attempts, sqlx::Error> {
+        let (first, last) = sqlx::query_as(
+            "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, first_attempted_at, last_attempted_at) \
+             VALUES ($1, $2, $3, $4, now(), now()) \
+             ON CONFLICT (command_id, stage) DO UPDATE SET last_attempted_at = now() \
+             RETURNING first_attempted_at, last_attempted_at",
         )
         .bind(self.command_id)
         .bind(self.stage)
         .bind(&self.shop.domain)
         .bind(self.kind.as_str())
         .fetch_one(self.pool)
-        .await
+        .await?;
+        Ok(Attempts { first, last })
     }
 
     async fn forget(&self) -> Result<(), sqlx::Error> {
@@ -305,11 +317,11 @@ impl BulkStart<'_> {
         Ok(true)
     }
 
-    /// Adopts the app's current operation of this type when it can only be the one the start sent at
-    /// `attempted_at` created (see the module's comment); returns its id, recorded.
+    /// Adopts the app's current operation of this type when it can only be the one an attempt of this start
+    /// created (see the module's comment); returns its id, recorded.
     async fn adopt(
         &self,
-        attempted_at: DateTime<Utc>,
+        attempts: Attempts,
         calls: &mut usize,
     ) -> Result<Option<String>, StartError> {
         let current = Operation {
@@ -342,7 +354,7 @@ impl BulkStart<'_> {
         if op["query"].as_str().map(str::trim) != Some(self.text.trim()) {
             return not_ours("other text");
         }
-        if !within_window(attempted_at, created_at) {
+        if !attempts.may_have_created(created_at) {
             return not_ours("created outside the start's window");
         }
         let claimed: bool = sqlx::query_scalar(
@@ -355,11 +367,12 @@ impl BulkStart<'_> {
         if claimed {
             return not_ours("recorded for another stage or command");
         }
-        // Other unfinished starts of this shop and type whose window holds the creation time.
-        let (earliest, latest) = candidates_window(created_at);
+        // Other unfinished starts of this shop and type that may have created it.
+        let (earliest, latest) = self.rivals_window(created_at);
         let rivals: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM bulk_starts WHERE shop_domain = $1 AND kind = $2 \
-             AND NOT (command_id = $3 AND stage = $4) AND attempted_at BETWEEN $5 AND $6",
+             AND NOT (command_id = $3 AND stage = $4) \
+             AND first_attempted_at <= $6 AND last_attempted_at >= $5",
         )
         .bind(&self.shop.domain)
         .bind(self.kind.as_str())
@@ -384,34 +397,80 @@ impl BulkStart<'_> {
     }
 }
 
-/// Whether an operation created at `created_at` may come from a start sent at `attempted_at`.
-fn within_window(attempted_at: DateTime<Utc>, created_at: DateTime<Utc>) -> bool {
-    let (earliest, latest) = candidates_window(created_at);
-    earliest <= attempted_at && attempted_at <= latest
+/// The times of one start's attempts: the first and the latest (see the module's comment).
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
 }
 
-/// The attempt times of the starts that may have created an operation created at `created_at`.
-fn candidates_window(created_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let max = chrono::Duration::from_std(START_CALL_MAX).unwrap_or(chrono::Duration::MAX);
-    let skew = chrono::Duration::from_std(SKEW).unwrap_or(chrono::Duration::zero());
-    (created_at - max, created_at + skew)
+impl Attempts {
+    /// Whether an operation created at `created_at` may come from one of these attempts: one sent within the
+    /// creation's window.
+    fn may_have_created(&self, created_at: DateTime<Utc>) -> bool {
+        let (earliest, latest) = senders_window(created_at);
+        self.first <= latest && self.last >= earliest
+    }
+}
+
+impl BulkStart<'_> {
+    /// The attempt times of other starts that make adopting an operation created at `created_at` ambiguous: those
+    /// that may have sent it, and for a mutation any start active within [`START_CALL_MAX`] either side.
+    fn rivals_window(&self, created_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let (earliest, latest) = senders_window(created_at);
+        match self.kind {
+            BulkKind::Query => (earliest, latest),
+            BulkKind::Mutation => (earliest, created_at + chrono_duration(START_CALL_MAX)),
+        }
+    }
+}
+
+/// When a start that created an operation at `created_at` may have been sent: up to [`START_CALL_MAX`] before, and
+/// [`SKEW`] after (the clocks differ).
+fn senders_window(created_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (
+        created_at - chrono_duration(START_CALL_MAX),
+        created_at + chrono_duration(SKEW),
+    )
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
     #[test]
     fn an_operation_belongs_to_a_start_only_within_its_window() {
-        let attempt = DateTime::parse_from_rfc3339("2026-01-01T10:00:00.700Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let attempt = at("2026-01-01T10:00:00.700Z");
+        let once = Attempts {
+            first: attempt,
+            last: attempt,
+        };
         // createdAt has whole seconds: the same second, truncated, is still the start's.
-        assert!(within_window(attempt, at("2026-01-01T10:00:00Z")));
-        assert!(within_window(attempt, at("2026-01-01T09:59:56Z")));
-        assert!(within_window(attempt, at("2026-01-01T10:14:00Z")));
-        assert!(!within_window(attempt, at("2026-01-01T09:59:50Z")));
-        assert!(!within_window(attempt, at("2026-01-01T10:20:00Z")));
+        assert!(once.may_have_created(at("2026-01-01T10:00:00Z")));
+        assert!(once.may_have_created(at("2026-01-01T09:59:56Z")));
+        assert!(once.may_have_created(at("2026-01-01T10:14:00Z")));
+        assert!(!once.may_have_created(at("2026-01-01T09:59:50Z")));
+        assert!(!once.may_have_created(at("2026-01-01T10:20:00Z")));
+    }
+
+    #[test]
+    fn a_start_sent_again_may_have_created_an_operation_at_any_of_its_attempts() {
+        let retried = Attempts {
+            first: at("2026-01-01T10:00:00Z"),
+            last: at("2026-01-01T10:30:00Z"),
+        };
+        // Created by the first attempt, though the latest is more than START_CALL_MAX later.
+        assert!(retried.may_have_created(at("2026-01-01T10:00:01Z")));
+        assert!(retried.may_have_created(at("2026-01-01T10:40:00Z")));
+        assert!(!retried.may_have_created(at("2026-01-01T09:59:00Z")));
+        assert!(!retried.may_have_created(at("2026-01-01T10:46:00Z")));
     }
 }

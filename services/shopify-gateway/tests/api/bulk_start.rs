@@ -33,7 +33,8 @@ fn export(id: &str, shop: &str) -> pb::Command {
     }
 }
 
-/// The `bulk_starts` row a gateway commits before sending a start; `delay_secs` moves its time (see the callers).
+/// The `bulk_starts` row a gateway commits before sending a start, its only attempt `delay_secs` from now (see the
+/// callers).
 async fn interrupted_start(
     pool: &sqlx::PgPool,
     command_id: &str,
@@ -42,15 +43,30 @@ async fn interrupted_start(
     kind: &str,
     delay_secs: i64,
 ) {
+    interrupted_retried_start(pool, command_id, stage, shop, kind, delay_secs, delay_secs).await;
+}
+
+/// The `bulk_starts` row of a start sent first `first_secs` and last `last_secs` from now (refused
+/// OPERATION_IN_PROGRESS in between and sent again).
+async fn interrupted_retried_start(
+    pool: &sqlx::PgPool,
+    command_id: &str,
+    stage: &str,
+    shop: &str,
+    kind: &str,
+    first_secs: i64,
+    last_secs: i64,
+) {
     sqlx::query(
-        "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, attempted_at) \
-         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, first_attempted_at, last_attempted_at) \
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), now() + make_interval(secs => $6))",
     )
     .bind(command_id)
     .bind(stage)
     .bind(shop)
     .bind(kind)
-    .bind(delay_secs as f64)
+    .bind(first_secs as f64)
+    .bind(last_secs as f64)
     .execute(pool)
     .await
     .unwrap();
@@ -222,6 +238,95 @@ async fn an_export_does_not_adopt_an_operation_with_other_text_or_created_before
         assert_eq!(exported, h.store_product_ids(shop).await, "{command}");
     }
     assert_eq!(starts_left(&h.db.pool).await, 0);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_does_not_adopt_an_operation_a_retried_rival_may_have_created_or_another_command_claims()
+ {
+    const RIVAL: &str = "rival-shop.myshopify.com";
+    const CLAIMED: &str = "claimed-shop.myshopify.com";
+    let h = Harness::start(&[(RIVAL, seed(20, 1, 0)), (CLAIMED, seed(20, 1, 0))]).await;
+    // Two unfinished starts of the shop's export: this command's, and another command's, whose first attempt is as
+    // early but which was refused OPERATION_IN_PROGRESS and sent again a minute later. Either may have created the
+    // current operation: its first attempt counts, not only its latest.
+    interrupted_start(
+        &h.db.pool,
+        "export-rival",
+        "catalog_products",
+        RIVAL,
+        "QUERY",
+        0,
+    )
+    .await;
+    interrupted_retried_start(
+        &h.db.pool,
+        "export-rival-other",
+        "catalog_products",
+        RIVAL,
+        "QUERY",
+        0,
+        60,
+    )
+    .await;
+    let either = h
+        .start_bulk_query(RIVAL, documents::CATALOG_PRODUCTS.text)
+        .await;
+    // This command's start, and an operation of the same text that another command has already recorded as its own.
+    interrupted_start(
+        &h.db.pool,
+        "export-claimed",
+        "catalog_products",
+        CLAIMED,
+        "QUERY",
+        0,
+    )
+    .await;
+    let claimed = h
+        .start_bulk_query(CLAIMED, documents::CATALOG_PRODUCTS.text)
+        .await;
+    sqlx::query(
+        "INSERT INTO bulk_operations (command_id, stage, shop_domain, bulk_id, status) \
+         VALUES ('export-claimed-other', 'catalog_products', $1, $2, 'RUNNING')",
+    )
+    .bind(CLAIMED)
+    .bind(&claimed)
+    .execute(&h.db.pool)
+    .await
+    .unwrap();
+    h.wait_until_bulk_ended(RIVAL, "QUERY").await;
+    h.wait_until_bulk_ended(CLAIMED, "QUERY").await;
+
+    h.send(&export("export-rival", RIVAL)).await;
+    h.send(&export("export-claimed", CLAIMED)).await;
+    for (command, shop, foreign) in [
+        ("export-rival", RIVAL, &either),
+        ("export-claimed", CLAIMED, &claimed),
+    ] {
+        let result = h.result_of(command).await;
+        assert!(succeeded(&result), "{result:?}");
+        assert_ne!(
+            &recorded(&h.db.pool, command, "catalog_products").await,
+            foreign,
+            "{command}: not adopted"
+        );
+        assert_eq!(
+            h.stats(shop).await["bulk_operations"],
+            4,
+            "{command}: three of its own besides the other one"
+        );
+        let exported: HashSet<String> = h.exported(command).await.into_iter().collect();
+        assert_eq!(exported, h.store_product_ids(shop).await, "{command}");
+    }
+    let left: Vec<String> = sqlx::query_scalar("SELECT command_id FROM bulk_starts")
+        .fetch_all(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        ["export-rival-other"],
+        "only the rival's start is left"
+    );
     h.finish().await;
 }
 
@@ -491,11 +596,46 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
         ["fifth-0", "fifth-1", "fifth-2"]
     );
 
+    // Another command's mutation start, unfinished, last sent ten minutes after the operation was created: too late
+    // by the clocks to have created it, but a mutation carries its own lines, so a rival anywhere near is enough
+    // not to adopt.
+    interrupted_start(
+        &db.pool,
+        "window-6",
+        "mutation:metafields",
+        MUTATION_SHOP,
+        "MUTATION",
+        0,
+    )
+    .await;
+    interrupted_start(
+        &db.pool,
+        "window-6-rival",
+        "mutation:metafields",
+        MUTATION_SHOP,
+        "MUTATION",
+        600,
+    )
+    .await;
+    let near = start_bulk_mutation(
+        &f.client,
+        &token,
+        document.text,
+        &metafield_lines(&products, "near"),
+    )
+    .await;
+    let (results, _) = run("window-6", metafield_lines(&products, "sixth")).await;
+    assert_ne!(results.id, near, "not adopted with a rival near");
+    assert_eq!(
+        notes(&f.client, &token, &products).await,
+        ["sixth-0", "sixth-1", "sixth-2"]
+    );
+
     let stats = f.client.stats(MUTATION_SHOP).await.unwrap();
-    // 1 adopted + (1 other + 1 new) + (1 earlier + 1 new) + (1 either + 2 new).
-    assert_eq!(stats["bulk_operations"], 8, "{stats}");
-    assert_eq!(mutations(&stats, "stagedUploadsCreate"), 8, "{stats}");
-    assert_eq!(starts_left(&db.pool).await, 0);
+    // 1 adopted + (1 other + 1 new) + (1 earlier + 1 new) + (1 either + 2 new) + (1 near + 1 new).
+    assert_eq!(stats["bulk_operations"], 10, "{stats}");
+    assert_eq!(mutations(&stats, "stagedUploadsCreate"), 10, "{stats}");
+    assert_eq!(starts_left(&db.pool).await, 1, "the rival's");
     db.drop_db().await;
 }
 

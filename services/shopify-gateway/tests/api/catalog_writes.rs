@@ -22,7 +22,7 @@ use crate::{
     harness::{Harness, codes, consumed, seed},
 };
 
-fn command(id: &str, shop: &str, operation: Op) -> pb::Command {
+pub(crate) fn command(id: &str, shop: &str, operation: Op) -> pb::Command {
     pb::Command {
         command_id: id.into(),
         shop_domain: shop.into(),
@@ -39,11 +39,11 @@ fn usd(amount: &str) -> Option<Money> {
     })
 }
 
-fn status(result: &pb::CommandResult) -> Status {
+pub(crate) fn status(result: &pb::CommandResult) -> Status {
     Status::try_from(result.status).unwrap()
 }
 
-fn mutations(stats: &Value, field: &str) -> u64 {
+pub(crate) fn mutations(stats: &Value, field: &str) -> u64 {
     stats["mutations"][field].as_u64().unwrap_or(0)
 }
 
@@ -293,7 +293,7 @@ async fn costs_are_set_per_inventory_item() {
     h.finish().await;
 }
 
-fn metafield(owner: &str, key: &str) -> pb::MetafieldInput {
+pub(crate) fn metafield(owner: &str, key: &str) -> pb::MetafieldInput {
     pb::MetafieldInput {
         owner_id: owner.into(),
         metafield: Some(pb::MetafieldValue {
@@ -305,7 +305,7 @@ fn metafield(owner: &str, key: &str) -> pb::MetafieldInput {
     }
 }
 
-fn shop_metafield_keys(products: &Value) -> usize {
+pub(crate) fn shop_metafield_keys(products: &Value) -> usize {
     products
         .as_array()
         .unwrap()

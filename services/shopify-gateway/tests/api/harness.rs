@@ -33,8 +33,8 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::{Fixture, fixture};
 
 /// An executor like the fixture's whose connections go to `connect_to` (reqwest connects to the port in the URL,
-/// so that is the proxy's too).
-fn executor_via(connect_to: SocketAddr) -> Executor {
+/// so that is the proxy's too), giving up on a call after `deadline_secs`.
+fn executor_via(connect_to: SocketAddr, deadline_secs: u64) -> Executor {
     let settings = ShopifySettings {
         api_version: "2025-10".into(),
         scheme: "http".into(),
@@ -45,7 +45,7 @@ fn executor_via(connect_to: SocketAddr) -> Executor {
     let retry = RetrySettings {
         base_delay_ms: 20,
         max_delay_ms: 500,
-        deadline_secs: 120,
+        deadline_secs,
     };
     Executor::new(
         ShopifyHttp::new(settings).unwrap(),
@@ -152,6 +152,13 @@ pub struct Harness {
     cancel: CancellationToken,
 }
 
+/// How the harness's gateway reaches the simulator.
+enum Calls {
+    Direct,
+    Recorded,
+    Impatient,
+}
+
 /// Consumer settings for tests: the deployed concurrency, quick redelivery.
 pub fn consumer_settings() -> ConsumerSettings {
     ConsumerSettings {
@@ -165,26 +172,36 @@ impl Harness {
     /// Starts the simulator and one gateway consuming the partitions of `shops` (each shop's channel id is its
     /// domain), with the given seed per shop.
     pub async fn start(shops: &[(&str, shopify_sim::client::SeedRequestJson)]) -> Self {
-        Self::start_with(shops, false).await
+        Self::start_with(shops, Calls::Direct).await
     }
 
     /// Like [`Harness::start`], with the gateway's Shopify calls going through a [`RecordingProxy`].
     pub async fn start_recorded(shops: &[(&str, shopify_sim::client::SeedRequestJson)]) -> Self {
-        Self::start_with(shops, true).await
+        Self::start_with(shops, Calls::Recorded).await
+    }
+
+    /// Like [`Harness::start`], with the gateway giving up on a failing Shopify call after 2 s (120 s otherwise).
+    pub async fn start_impatient(shops: &[(&str, shopify_sim::client::SeedRequestJson)]) -> Self {
+        Self::start_with(shops, Calls::Impatient).await
     }
 
     async fn start_with(
         shops: &[(&str, shopify_sim::client::SeedRequestJson)],
-        recorded: bool,
+        calls: Calls,
     ) -> Self {
         shopbridge_platform::telemetry::init_for_tests();
         let mut f = fixture().await;
-        let proxy = if recorded {
-            let proxy = RecordingProxy::start(f._sim.addr()).await;
-            f.executor = Arc::new(executor_via(proxy.addr));
-            Some(proxy)
-        } else {
-            None
+        let proxy = match calls {
+            Calls::Direct => None,
+            Calls::Recorded => {
+                let proxy = RecordingProxy::start(f._sim.addr()).await;
+                f.executor = Arc::new(executor_via(proxy.addr, 120));
+                Some(proxy)
+            }
+            Calls::Impatient => {
+                f.executor = Arc::new(executor_via(f._sim.addr(), 2));
+                None
+            }
         };
         let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
         let nats = TestNats::new().await;

@@ -2,6 +2,7 @@
 
 mod access;
 mod budget;
+mod bulk_mutation;
 mod bulk_start;
 mod catalog_writes;
 mod commands;

@@ -631,7 +631,7 @@ pub fn entity_field(cx: &Ctx<'_>, k: &K, name: &str, args: &Map<String, Value>) 
                 "rootObjectCount" => V::s(b.root_object_count.to_string()),
                 "fileSize" => V::opt_s(b.file_size.map(|f| f.to_string())),
                 "url" => V::opt_s(b.url.clone()),
-                "partialDataUrl" => V::Null,
+                "partialDataUrl" => V::opt_s(b.partial_url.clone()),
                 "createdAt" => V::s(ts(&b.created_at)),
                 "completedAt" => V::opt_s(b.completed_at.map(|t| ts(&t))),
                 _ => V::Null,

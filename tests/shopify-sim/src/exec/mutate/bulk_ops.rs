@@ -84,6 +84,7 @@ pub(super) fn bulk_run(cx: &Ctx<'_>, kind: &str, doc: &str, staged: Option<Strin
             root_object_count: 0,
             file_size: None,
             url: None,
+            partial_url: None,
             created_at: cx.now,
             completed_at: None,
             staged_path: staged,
