@@ -272,6 +272,64 @@ async fn bulk_import_through_a_staged_upload() {
 }
 
 #[tokio::test]
+async fn a_bulk_mutation_stopped_part_way_fails_with_the_lines_it_ran_in_partial_data() {
+    let t = common::start(None).await;
+    t.client
+        .set_faults(&shopify_sim::FaultConfig {
+            bulk_mutation_stop_after: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let jsonl: String = (0..5)
+        .map(|i| format!("{{\"input\": {{\"title\": \"Part {i}\", \"handle\": \"part-{i}\"}}}}\n"))
+        .collect();
+    let key = t
+        .client
+        .stage_jsonl(&t.shop, &t.token, "part.jsonl", &jsonl)
+        .await
+        .unwrap();
+    let m = "mutation M($input: ProductSetInput!) { productSet(input: $input) { product { id handle } userErrors { message } } }";
+    let d = t.ok("mutation B($m: String!, $p: String!) { bulkOperationRunMutation(mutation: $m, stagedUploadPath: $p) { bulkOperation { id } userErrors { field message code } } }", json!({"m": m, "p": key})).await;
+    let id = d["bulkOperationRunMutation"]["bulkOperation"]["id"].clone();
+    wait_bulk(&t, "MUTATION").await;
+    let d = t
+        .ok(
+            "query P($id: ID!) { node(id: $id) { ... on BulkOperation { status errorCode url partialDataUrl } } }",
+            json!({"id": id}),
+        )
+        .await;
+    let op = &d["node"];
+    assert_eq!(op["status"], "FAILED", "{op}");
+    assert_eq!(op["errorCode"], "INTERNAL_SERVER_ERROR");
+    assert_eq!(op["url"], Value::Null);
+    let text = reqwest::get(op["partialDataUrl"].as_str().unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ran: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["__lineNumber"].clone())
+        .collect();
+    assert_eq!(ran, [json!(0), json!(1)]);
+    let products = t.client.read(&t.shop, "products").await.unwrap();
+    let handles: Vec<&str> = products
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["handle"].as_str())
+        .filter(|h| h.starts_with("part-"))
+        .collect();
+    assert_eq!(
+        handles,
+        ["part-0", "part-1"],
+        "only the lines that ran were applied"
+    );
+}
+
+#[tokio::test]
 async fn webhooks_are_signed_retried_and_duplicated_on_demand() {
     let t = common::start(Some(common::small_seed())).await;
     let hooks = Receiver::start(2).await;
