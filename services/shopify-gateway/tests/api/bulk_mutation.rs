@@ -17,14 +17,7 @@ use crate::{
 
 /// Metafields `key_0`… over the shop's products, enough for a bulk mutation (one line per 25).
 async fn many_metafields(h: &Harness, shop: &str) -> Vec<pb::MetafieldInput> {
-    let owners: Vec<String> = h
-        .read(shop, "products")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_string())
-        .collect();
+    let owners = h.product_ids(shop).await;
     (0..DEFAULT_BULK_MUTATION_THRESHOLD + 20)
         .map(|i| metafield(&owners[i % owners.len()], &format!("key_{i}")))
         .collect()

@@ -129,14 +129,24 @@ impl Harness {
             .collect()
     }
 
-    async fn store_product_ids(&self, shop: &str) -> HashSet<String> {
-        self.read(shop, "products")
-            .await
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["id"].as_str().unwrap().to_string())
-            .collect()
+    /// Checks that the export `command` of `shop` succeeded with three operations of its own, not adopting
+    /// `foreign`, and exported the whole store.
+    async fn exported_with_its_own_operations(&self, command: &str, shop: &str, foreign: &str) {
+        let result = self.result_of(command).await;
+        assert!(succeeded(&result), "{result:?}");
+        assert_ne!(
+            recorded(&self.db.pool, command, "catalog_products").await,
+            foreign,
+            "{command}: not adopted"
+        );
+        assert_eq!(
+            self.stats(shop).await["bulk_operations"],
+            4,
+            "{command}: three of its own besides the other one"
+        );
+        let exported: HashSet<String> = self.exported(command).await.into_iter().collect();
+        let store: HashSet<String> = self.product_ids(shop).await.into_iter().collect();
+        assert_eq!(exported, store, "{command}");
     }
 }
 
@@ -176,7 +186,13 @@ async fn an_export_whose_bulk_start_was_accepted_but_not_recorded_adopts_that_op
     let exported = h.exported("export-window").await;
     let unique: HashSet<String> = exported.iter().cloned().collect();
     assert_eq!(exported.len(), unique.len(), "no product twice");
-    assert_eq!(unique, h.store_product_ids(SHOP).await);
+    assert_eq!(
+        unique,
+        h.product_ids(SHOP)
+            .await
+            .into_iter()
+            .collect::<HashSet<_>>()
+    );
     h.finish().await;
 }
 
@@ -218,25 +234,10 @@ async fn an_export_does_not_adopt_an_operation_with_other_text_or_created_before
 
     h.send(&export("export-other-text", OTHER_TEXT)).await;
     h.send(&export("export-earlier", EARLIER)).await;
-    for (command, shop, foreign) in [
-        ("export-other-text", OTHER_TEXT, &other),
-        ("export-earlier", EARLIER, &earlier),
-    ] {
-        let result = h.result_of(command).await;
-        assert!(succeeded(&result), "{result:?}");
-        assert_ne!(
-            &recorded(&h.db.pool, command, "catalog_products").await,
-            foreign,
-            "{command}: not adopted"
-        );
-        assert_eq!(
-            h.stats(shop).await["bulk_operations"],
-            4,
-            "{command}: three of its own besides the other one"
-        );
-        let exported: HashSet<String> = h.exported(command).await.into_iter().collect();
-        assert_eq!(exported, h.store_product_ids(shop).await, "{command}");
-    }
+    h.exported_with_its_own_operations("export-other-text", OTHER_TEXT, &other)
+        .await;
+    h.exported_with_its_own_operations("export-earlier", EARLIER, &earlier)
+        .await;
     assert_eq!(starts_left(&h.db.pool).await, 0);
     h.finish().await;
 }
@@ -299,25 +300,10 @@ async fn an_export_does_not_adopt_an_operation_a_retried_rival_may_have_created_
 
     h.send(&export("export-rival", RIVAL)).await;
     h.send(&export("export-claimed", CLAIMED)).await;
-    for (command, shop, foreign) in [
-        ("export-rival", RIVAL, &either),
-        ("export-claimed", CLAIMED, &claimed),
-    ] {
-        let result = h.result_of(command).await;
-        assert!(succeeded(&result), "{result:?}");
-        assert_ne!(
-            &recorded(&h.db.pool, command, "catalog_products").await,
-            foreign,
-            "{command}: not adopted"
-        );
-        assert_eq!(
-            h.stats(shop).await["bulk_operations"],
-            4,
-            "{command}: three of its own besides the other one"
-        );
-        let exported: HashSet<String> = h.exported(command).await.into_iter().collect();
-        assert_eq!(exported, h.store_product_ids(shop).await, "{command}");
-    }
+    h.exported_with_its_own_operations("export-rival", RIVAL, &either)
+        .await;
+    h.exported_with_its_own_operations("export-claimed", CLAIMED, &claimed)
+        .await;
     let left: Vec<String> = sqlx::query_scalar("SELECT command_id FROM bulk_starts")
         .fetch_all(&h.db.pool)
         .await

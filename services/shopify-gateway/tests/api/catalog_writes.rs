@@ -699,14 +699,7 @@ async fn a_big_upsert_goes_as_one_bulk_mutation_with_per_line_results() {
 async fn many_metafields_go_as_one_bulk_mutation_and_a_refused_ones_call_mates_are_set() {
     const SHOP: &str = "bulk-metafields-shop.myshopify.com";
     let h = Harness::start(&[(SHOP, seed(4, 1, 0))]).await;
-    let owners: Vec<String> = h
-        .read(SHOP, "products")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_string())
-        .collect();
+    let owners = h.product_ids(SHOP).await;
     let n = shopbridge_gateway::catalog_writes::DEFAULT_BULK_MUTATION_THRESHOLD + 20;
     let mut metafields: Vec<pb::MetafieldInput> = (0..n)
         .map(|i| metafield(&owners[i % 4], &format!("key_{i}")))

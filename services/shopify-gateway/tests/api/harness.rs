@@ -400,6 +400,17 @@ impl Harness {
         self.f.client.read(domain, what).await.unwrap()
     }
 
+    /// The ids of the shop's products.
+    pub async fn product_ids(&self, domain: &str) -> Vec<String> {
+        self.read(domain, "products")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub async fn stats(&self, domain: &str) -> serde_json::Value {
         self.f.client.stats(domain).await.unwrap()
     }
