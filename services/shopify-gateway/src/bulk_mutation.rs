@@ -46,7 +46,7 @@ pub fn line_payload(
 ) -> Option<Value> {
     let Some(result) = results.lines.get(&line) else {
         let message = match &results.stopped {
-            Some(why) => format!("line {line} of the bulk mutation was not run: {why}"),
+            Some(why) => format!("line {line} of the bulk mutation has no result: {why}"),
             None => format!("the bulk mutation's result has no line {line}"),
         };
         for &index in indices {
@@ -83,10 +83,14 @@ pub fn line_payload(
     None
 }
 
-/// Runs `document` once per line of `lines` as one bulk mutation: stages the JSONL of variables, uploads it, starts
-/// bulkOperationRunMutation and records the operation in the gateway's database (a restarted gateway finds it and
-/// polls it: it never uploads or starts again, see `export::bulk_start`), polls it to the end and reads each line's
-/// result. `what` names the operation among the command's bulk mutations.
+/// Runs `document` once per line of `lines` as one bulk mutation, or as several in turn when the lines' JSONL is
+/// larger than Shopify takes in one upload (`Writer::bulk_upload_max_bytes`): for each, stages the JSONL of
+/// variables, uploads it, starts bulkOperationRunMutation and records the operation in the gateway's database (a
+/// restarted gateway finds it and polls it: it never uploads or starts again, see `export::bulk_start`), polls it to
+/// the end and reads each line's result. `what` names the operation among the command's bulk mutations.
+///
+/// When one stops early (Shopify failed it, or a later one could not be started), the lines that ran are answered
+/// and the rest are not run; [`line_payload`] names each of those inputs.
 pub async fn run_bulk_mutation(
     w: &Writer<'_>,
     what: &str,
@@ -94,14 +98,107 @@ pub async fn run_bulk_mutation(
     lines: Vec<Value>,
     outcome: &mut Outcome,
 ) -> Result<BulkResults, Stopped> {
-    let stage = format!("mutation:{what}");
+    // Serializing a Value cannot fail.
+    let encoded: Vec<Vec<u8>> = lines
+        .iter()
+        .map(|line| serde_json::to_vec(line).unwrap_or_default())
+        .collect();
+    drop(lines);
+    let parts = parts_within(&encoded, w.bulk_upload_max_bytes);
+    let mut results = BulkResults {
+        id: String::new(),
+        lines: HashMap::new(),
+        stopped: None,
+    };
+    for (k, range) in parts.into_iter().enumerate() {
+        // The first part keeps the stage name of an unsplit mutation.
+        let stage = match k {
+            0 => format!("mutation:{what}"),
+            _ => format!("mutation:{what}:{}", k + 1),
+        };
+        let first_line = range.start;
+        let part = run_part(w, &stage, document, &encoded[range], outcome).await;
+        let stopped = match part {
+            Ok(part) => {
+                if results.id.is_empty() {
+                    results.id = part.id;
+                }
+                results.lines.extend(
+                    part.lines
+                        .into_iter()
+                        .map(|(line, result)| (first_line + line, result)),
+                );
+                part.stopped
+            }
+            Err(PartFailure::Unfinished) => return Err(Stopped),
+            // Nothing ran: the command's problems say why.
+            Err(PartFailure::NotRun(why)) if k == 0 => {
+                return Err(why.map_or(Stopped, |why| bulk_problem(outcome, why)));
+            }
+            Err(PartFailure::NotRun(why)) => Some(format!(
+                "part {} of the bulk mutation has no result: {}",
+                k + 1,
+                why.unwrap_or_else(|| "its start failed".into())
+            )),
+        };
+        if let Some(why) = stopped {
+            outcome.user_errors.push(json!({"code": "BULK_FAILED", "field": [],
+                "message": format!("{why}; {} of {} lines ran", results.lines.len(), encoded.len())}));
+            results.stopped = Some(why);
+            break;
+        }
+    }
+    Ok(results)
+}
+
+/// Consecutive ranges of `lines` whose JSONL (a newline after each) fits in `max_bytes`; a line larger than that
+/// goes alone (Shopify refuses its upload, and says so).
+fn parts_within(lines: &[Vec<u8>], max_bytes: usize) -> Vec<std::ops::Range<usize>> {
+    let mut parts = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, line) in lines.iter().enumerate() {
+        let len = line.len() + 1;
+        if i > start && size + len > max_bytes {
+            parts.push(start..i);
+            (start, size) = (i, 0);
+        }
+        size += len;
+    }
+    if start < lines.len() {
+        parts.push(start..lines.len());
+    }
+    parts
+}
+
+/// One bulk mutation's results, its lines numbered from 0.
+struct Part {
+    id: String,
+    lines: HashMap<usize, Value>,
+    stopped: Option<String>,
+}
+
+enum PartFailure {
+    /// Accepted by Shopify but not followed to its end (see [`unfinished`]).
+    Unfinished,
+    /// Nothing of it is known to have run: why (None when a failed call in the outcome says it).
+    NotRun(Option<String>),
+}
+
+/// Starts (or finds) the bulk mutation of `stage` over `lines`, polls it to the end and reads its results.
+async fn run_part(
+    w: &Writer<'_>,
+    stage: &str,
+    document: Document,
+    lines: &[Vec<u8>],
+    outcome: &mut Outcome,
+) -> Result<Part, PartFailure> {
     let start = BulkStart {
         executor: w.executor,
         pool: w.pool,
         shop: w.shop,
         lane: w.lane,
         command_id: w.command_id,
-        stage: &stage,
+        stage,
         kind: BulkKind::Mutation,
         text: document.text,
         wait_first: POLL_FIRST,
@@ -112,7 +209,7 @@ pub async fn run_bulk_mutation(
     let mut start_calls = 0;
     let started = start
         .run(
-            || stage_variables(w, &stage, document, &lines, &mut staging_calls),
+            || stage_variables(w, stage, document, lines, &mut staging_calls),
             &mut start_calls,
         )
         .await;
@@ -121,16 +218,15 @@ pub async fn run_bulk_mutation(
         Ok(id) => id,
         Err(StartError::Call(e)) => {
             outcome.failed_calls.push((0, e));
-            return Err(Stopped);
+            return Err(PartFailure::NotRun(None));
         }
         Err(StartError::Refused(errors)) => {
-            return Err(bulk_problem(
-                outcome,
-                format!("Shopify refused the bulk mutation: {errors}"),
-            ));
+            return Err(PartFailure::NotRun(Some(format!(
+                "Shopify refused the bulk mutation: {errors}"
+            ))));
         }
         Err(e @ (StartError::Prepare(_) | StartError::Database(_))) => {
-            return Err(bulk_problem(outcome, e.to_string()));
+            return Err(PartFailure::NotRun(Some(e.to_string())));
         }
     };
     // From here on Shopify runs the lines whatever happens to this delivery: a failure that passes (a call past its
@@ -143,13 +239,17 @@ pub async fn run_bulk_mutation(
         Ok(end) => end,
         Err(StartError::Call(e @ CallError::Fatal { .. })) => {
             // Nothing will let this gateway read it (the token was refused, the shop is gone).
-            outcome.user_errors.push(json!({"code": "BULK_UNFOLLOWED", "field": [],
-                "message": format!("bulk mutation {bulk} was accepted by Shopify and may still apply its lines, \
-                    but its progress cannot be read: {e}")}));
+            let why = format!(
+                "bulk mutation {bulk} was accepted by Shopify and may still apply its lines, but its progress \
+                 cannot be read: {e}"
+            );
             outcome.failed_calls.push((0, e));
-            return Err(Stopped);
+            return Err(PartFailure::NotRun(Some(why)));
         }
-        Err(e) => return Err(unfinished(outcome, &bulk, &e.to_string())),
+        Err(e) => {
+            unfinished(outcome, &bulk, &e.to_string());
+            return Err(PartFailure::Unfinished);
+        }
     };
     let stopped = (!end.completed()).then(|| {
         format!(
@@ -165,33 +265,27 @@ pub async fn run_bulk_mutation(
         end.partial_url
     };
     if let (Some(why), None) = (&stopped, &file) {
-        return Err(bulk_problem(outcome, why.clone()));
+        return Err(PartFailure::NotRun(Some(why.clone())));
     }
-    let mut results = BulkResults {
+    let mut part = Part {
         id: bulk.clone(),
         lines: HashMap::new(),
         stopped,
     };
     if let Some(url) = file {
-        let body = match download(w, &url).await {
-            Ok(body) => body,
+        match download(w, &url).await {
+            Ok(body) => part.lines = result_lines(&body),
             Err(e) => {
-                return Err(unfinished(
+                unfinished(
                     outcome,
                     &bulk,
                     &format!("downloading its result failed: {e}"),
-                ));
+                );
+                return Err(PartFailure::Unfinished);
             }
-        };
-        results.lines = result_lines(&body);
+        }
     }
-    if let Some(why) = &results.stopped {
-        outcome
-            .user_errors
-            .push(json!({"code": "BULK_FAILED", "field": [],
-            "message": format!("{why}; {} of {} lines ran", results.lines.len(), lines.len())}));
-    }
-    Ok(results)
+    Ok(part)
 }
 
 /// Each result line by the 0-based input line it answers (`__lineNumber`; lines come in any order). A line
@@ -229,12 +323,11 @@ async fn download(w: &Writer<'_>, url: &str) -> Result<bytes::Bytes, reqwest::Er
     fetched.await.map_err(reqwest::Error::without_url)
 }
 
-/// The command is left unanswered while its accepted bulk mutation runs on (see `run_bulk_mutation`).
-fn unfinished(outcome: &mut Outcome, bulk: &str, why: &str) -> Stopped {
+/// The command is left unanswered while its accepted bulk mutation runs on (see `run_part`).
+fn unfinished(outcome: &mut Outcome, bulk: &str, why: &str) {
     outcome.unfinished = Some(format!(
         "bulk mutation {bulk} could not be followed to its end ({why}); it is polled again on the next delivery"
     ));
-    Stopped
 }
 
 /// A bulk mutation that could not be run to the end; the problems are in the outcome.
@@ -252,13 +345,12 @@ async fn stage_variables(
     w: &Writer<'_>,
     stage: &str,
     document: Document,
-    lines: &[Value],
+    lines: &[Vec<u8>],
     calls: &mut usize,
 ) -> Result<Value, StartError> {
-    let mut jsonl = Vec::new();
+    let mut jsonl = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
     for line in lines {
-        // Serializing a Value cannot fail.
-        jsonl.extend_from_slice(&serde_json::to_vec(line).unwrap_or_default());
+        jsonl.extend_from_slice(line);
         jsonl.push(b'\n');
     }
     let filename = format!("{}.jsonl", stage.replace(':', "-"));
@@ -355,6 +447,18 @@ mod tests {
         assert_eq!(keys, [0, 2]);
         assert_eq!(lines[&2]["data"]["x"], 1);
         assert_eq!(lines[&0]["data"]["x"], 3);
+    }
+
+    #[test]
+    fn lines_are_split_into_parts_whose_jsonl_fits() {
+        let lines =
+            |sizes: &[usize]| -> Vec<Vec<u8>> { sizes.iter().map(|n| vec![b'x'; *n]).collect() };
+        // Each line takes its length and a newline.
+        assert_eq!(parts_within(&lines(&[4, 4, 4]), 10), [0..2, 2..3]);
+        assert_eq!(parts_within(&lines(&[4, 4, 4]), 15), vec![0..3_usize]);
+        // A line over the limit goes alone.
+        assert_eq!(parts_within(&lines(&[2, 30, 2]), 10), [0..1, 1..2, 2..3]);
+        assert!(parts_within(&[], 10).is_empty());
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub const MAX_OPTIONS: usize = 3;
 /// Items above which UpsertProducts and SetMetafields go as one bulk mutation by default (the configuration's
 /// `service.catalog.bulk_mutation_threshold`, held by the command handler's settings).
 pub const DEFAULT_BULK_MUTATION_THRESHOLD: usize = 500;
+/// The largest JSONL of variables sent as one bulk mutation by default (`service.catalog.bulk_upload_max_bytes`):
+/// Shopify takes uploads up to 100 MB; larger ones are split into bulk mutations run in turn.
+pub const DEFAULT_BULK_UPLOAD_MAX_BYTES: usize = 99_000_000;
 /// Calls of one command in flight at once; the budget decides the real pace.
 const CALL_CONCURRENCY: usize = 8;
 /// Shopify's documented base cost of a mutation.
@@ -40,6 +43,7 @@ const MUTATION_COST: f64 = 10.0;
 #[serde(deny_unknown_fields)]
 pub struct CatalogSettings {
     pub bulk_mutation_threshold: usize,
+    pub bulk_upload_max_bytes: usize,
 }
 
 /// What one catalog-write command needs: the executor (budget), and for bulk mutations the gateway's database (the
@@ -53,6 +57,8 @@ pub struct Writer<'a> {
     pub command_id: &'a str,
     /// Items above which product upserts and metafield writes go as one bulk mutation.
     pub bulk_mutation_threshold: usize,
+    /// The largest JSONL of variables one bulk mutation is sent with; more is split into several.
+    pub bulk_upload_max_bytes: usize,
 }
 
 // ------------------------------------------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ pub struct CommandSettings {
     /// UpsertProducts and SetMetafields with more items than this go as one bulk mutation
     /// (`service.catalog.bulk_mutation_threshold`).
     pub bulk_mutation_threshold: usize,
+    /// The largest JSONL of variables sent as one bulk mutation (`service.catalog.bulk_upload_max_bytes`).
+    pub bulk_upload_max_bytes: usize,
     /// Commands running at once in this replica (`service.commands.max_running`); 0 for no bound.
     pub max_running: usize,
 }
@@ -77,6 +79,7 @@ impl Default for CommandSettings {
             max_running_per_shop_lane: crate::budget::BudgetSettings::default()
                 .max_in_flight_per_shop,
             bulk_mutation_threshold: catalog_writes::DEFAULT_BULK_MUTATION_THRESHOLD,
+            bulk_upload_max_bytes: catalog_writes::DEFAULT_BULK_UPLOAD_MAX_BYTES,
             max_running: 16,
         }
     }
@@ -87,6 +90,7 @@ impl CommandSettings {
         Self {
             max_running_per_shop_lane: settings.budget.max_in_flight_per_shop,
             bulk_mutation_threshold: settings.catalog.bulk_mutation_threshold.max(1),
+            bulk_upload_max_bytes: settings.catalog.bulk_upload_max_bytes.max(1),
             max_running: settings.commands.max_running,
         }
     }
@@ -276,6 +280,7 @@ impl CommandHandler {
             lane: lane(command.lane),
             command_id: &command.command_id,
             bulk_mutation_threshold: self.settings.bulk_mutation_threshold,
+            bulk_upload_max_bytes: self.settings.bulk_upload_max_bytes,
         }
     }
 

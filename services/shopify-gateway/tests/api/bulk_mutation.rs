@@ -76,7 +76,7 @@ async fn a_bulk_mutation_that_failed_part_way_answers_the_lines_it_ran_and_each_
     assert!(
         result.problems[1..]
             .iter()
-            .all(|p| p.message.contains("was not run: bulk mutation")),
+            .all(|p| p.message.contains("has no result: bulk mutation")),
         "{:?}",
         &result.problems[..2]
     );
@@ -170,4 +170,186 @@ async fn a_bulk_mutation_shopify_accepted_is_polled_again_on_redelivery_when_pol
     );
     assert_eq!(h.results().await.len(), 1, "answered once");
     h.finish().await;
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Over Shopify's upload limit: split into bulk mutations run in turn.
+
+/// A shop with 4 products, a database, and SetMetafields run straight through `catalog_writes` with every write in
+/// bulk and uploads of at most `max_bytes`.
+struct Split {
+    f: crate::budget::Fixture,
+    db: shopbridge_platform::testing::TestDb,
+    shop: shopbridge_gateway::executor::ShopCredentials,
+    owners: Vec<String>,
+    download: reqwest::Client,
+}
+
+impl Split {
+    async fn new(domain: &str) -> Self {
+        let f = crate::budget::fixture().await;
+        let db = shopbridge_platform::testing::TestDb::new(&shopbridge_gateway::MIGRATOR).await;
+        let token = f.client.create_shop(domain, "standard").await.unwrap();
+        f.client.seed(domain, &seed(4, 1, 0)).await.unwrap();
+        let owners = f
+            .client
+            .read(domain, "products")
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect();
+        let shop = shopbridge_gateway::executor::ShopCredentials {
+            domain: domain.into(),
+            token: token.into(),
+        };
+        Self {
+            f,
+            db,
+            shop,
+            owners,
+            download: reqwest::Client::new(),
+        }
+    }
+
+    async fn set(
+        &self,
+        command_id: &str,
+        n: usize,
+        max_bytes: usize,
+    ) -> (Option<pb::MetafieldsSet>, shopbridge_gateway::ops::Outcome) {
+        let w = shopbridge_gateway::catalog_writes::Writer {
+            executor: &self.f.executor,
+            pool: &self.db.pool,
+            download: &self.download,
+            shop: &self.shop,
+            lane: shopbridge_gateway::budget::Lane::Publish,
+            command_id,
+            bulk_mutation_threshold: 0,
+            bulk_upload_max_bytes: max_bytes,
+        };
+        let metafields = (0..n)
+            .map(|i| metafield(&self.owners[i % self.owners.len()], &format!("key_{i}")))
+            .collect();
+        shopbridge_gateway::catalog_writes::set_metafields(&w, &pb::SetMetafields { metafields })
+            .await
+    }
+
+    /// The command's bulk operations: (stage, status), by stage.
+    async fn operations(&self, command_id: &str) -> Vec<(String, String)> {
+        sqlx::query_as("SELECT stage, status FROM bulk_operations WHERE command_id = $1 ORDER BY started_at, stage")
+            .bind(command_id)
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn finish(self) {
+        self.db.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_over_the_upload_limit_go_as_several_bulk_mutations_in_turn_and_are_answered_as_one()
+{
+    const SHOP: &str = "bulk-split-shop.myshopify.com";
+    let s = Split::new(SHOP).await;
+    // 21 lines of 25 metafields, about 3.5 KB each: 10 KB holds 2 of them.
+    let (set, outcome) = s.set("split", 520, 10_000).await;
+    assert!(
+        outcome.user_errors.is_empty() && outcome.failed_calls.is_empty(),
+        "{outcome:?}"
+    );
+    let set = set.expect("the metafields set");
+    let indices: HashSet<u32> = set.metafields.iter().map(|m| m.index).collect();
+    assert_eq!(indices, (0..520).collect());
+    assert!(
+        set.bulk_operation_id
+            .starts_with("gid://shopify/BulkOperation/")
+    );
+    let operations = s.operations("split").await;
+    assert!(operations.len() > 5, "split in several: {operations:?}");
+    let mut stages: Vec<String> = operations.iter().map(|(stage, _)| stage.clone()).collect();
+    stages.sort();
+    let mut expected: Vec<String> = std::iter::once("mutation:metafields".to_string())
+        .chain((2..=operations.len()).map(|k| format!("mutation:metafields:{k}")))
+        .collect();
+    expected.sort();
+    assert_eq!(stages, expected);
+    assert!(
+        operations.iter().all(|(_, status)| status == "COMPLETED"),
+        "{operations:?}"
+    );
+    let stats = s.f.client.stats(SHOP).await.unwrap();
+    assert_eq!(
+        stats["bulk_operations"].as_u64(),
+        Some(operations.len() as u64),
+        "{stats}"
+    );
+    assert_eq!(
+        mutations(&stats, "stagedUploadsCreate"),
+        operations.len() as u64
+    );
+    let products = s.f.client.read(SHOP, "products").await.unwrap();
+    assert_eq!(shop_metafield_keys(&products), 520);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_split_bulk_mutation_stops_part_way_the_later_parts_are_not_started() {
+    const SHOP: &str = "bulk-split-stop-shop.myshopify.com";
+    let s = Split::new(SHOP).await;
+    // Each operation runs one line, then fails.
+    s.f.client
+        .set_faults(&FaultConfig {
+            bulk_mutation_stop_after: Some(1),
+            shops: vec![SHOP.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (set, outcome) = s.set("split-stop", 520, 10_000).await;
+    let set = set.expect("the metafields that were set");
+    let indices: HashSet<u32> = set.metafields.iter().map(|m| m.index).collect();
+    assert_eq!(indices, (0..25).collect(), "the first line ran");
+    let missing: Vec<String> = outcome
+        .user_errors
+        .iter()
+        .filter(|e| e["code"] == "BULK_LINE_MISSING")
+        .map(|e| {
+            e["field"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect();
+    assert_eq!(missing.len(), 495, "{:?}", &outcome.user_errors[..2]);
+    assert_eq!(missing[0], "metafields.25");
+    let failed: Vec<&Value> = outcome
+        .user_errors
+        .iter()
+        .filter(|e| e["code"] == "BULK_FAILED")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 21 lines ran"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        s.operations("split-stop").await,
+        [("mutation:metafields".to_string(), "FAILED".to_string())],
+        "the parts after it were not started"
+    );
+    assert_eq!(s.f.client.stats(SHOP).await.unwrap()["bulk_operations"], 1);
+    let products = s.f.client.read(SHOP, "products").await.unwrap();
+    assert_eq!(shop_metafield_keys(&products), 25);
+    s.finish().await;
 }

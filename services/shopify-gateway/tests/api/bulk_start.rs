@@ -437,6 +437,7 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
         lane: Lane::Publish,
         command_id,
         bulk_mutation_threshold: 0,
+        bulk_upload_max_bytes: shopbridge_gateway::catalog_writes::DEFAULT_BULK_UPLOAD_MAX_BYTES,
     };
     let run = |command_id, lines: Vec<Value>| {
         let w = writer(command_id);
