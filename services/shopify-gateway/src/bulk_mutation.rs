@@ -216,6 +216,20 @@ async fn run_part(
     outcome.calls += staging_calls + start_calls;
     let bulk = match started {
         Ok(id) => id,
+        // A start may have been sent and accepted, its answer lost (a call past its deadline, or the database
+        // failing as the id came back): Shopify may be running the lines, so the command is not answered; the next
+        // delivery finds the operation (by id, or adopts it) or starts it.
+        Err(
+            e @ (StartError::Call(CallError::DeadlineExceeded { .. }) | StartError::Database(_)),
+        ) if start.may_have_started().await => {
+            unfinished(
+                outcome,
+                format!(
+                    "Shopify may have accepted the bulk mutation's start, whose answer is not known ({e})"
+                ),
+            );
+            return Err(PartFailure::Unfinished);
+        }
         Err(StartError::Call(e)) => {
             outcome.failed_calls.push((0, e));
             return Err(PartFailure::NotRun(None));
@@ -247,7 +261,10 @@ async fn run_part(
             return Err(PartFailure::NotRun(Some(why)));
         }
         Err(e) => {
-            unfinished(outcome, &bulk, &e.to_string());
+            unfinished(
+                outcome,
+                format!("bulk mutation {bulk} could not be followed to its end ({e})"),
+            );
             return Err(PartFailure::Unfinished);
         }
     };
@@ -257,15 +274,16 @@ async fn run_part(
             end.status, end.error_code
         )
     });
-    // A mutation that stopped early says which lines it ran in partialDataUrl; without it nothing is known to
-    // have run.
+    // A mutation that stopped early says which lines it ran in partialDataUrl; without it, which ran is not known.
     let file = if end.completed() {
         end.url
     } else {
         end.partial_url
     };
     if let (Some(why), None) = (&stopped, &file) {
-        return Err(PartFailure::NotRun(Some(why.clone())));
+        return Err(PartFailure::NotRun(Some(format!(
+            "{why} without partial results: which of its lines were applied is not known"
+        ))));
     }
     let mut part = Part {
         id: bulk.clone(),
@@ -275,11 +293,18 @@ async fn run_part(
     if let Some(url) = file {
         match download(w, &url).await {
             Ok(body) => part.lines = result_lines(&body),
+            // Refused (expired, or the link is wrong): trying again cannot help.
+            Err(e) if e.status().is_some_and(|s| s.is_client_error()) => {
+                part.stopped = Some(format!(
+                    "bulk mutation {bulk} ended {} but its result file could not be read ({e}): which of its \
+                     lines were applied is not known",
+                    end.status
+                ));
+            }
             Err(e) => {
                 unfinished(
                     outcome,
-                    &bulk,
-                    &format!("downloading its result failed: {e}"),
+                    format!("bulk mutation {bulk}'s result could not be downloaded ({e})"),
                 );
                 return Err(PartFailure::Unfinished);
             }
@@ -323,10 +348,10 @@ async fn download(w: &Writer<'_>, url: &str) -> Result<bytes::Bytes, reqwest::Er
     fetched.await.map_err(reqwest::Error::without_url)
 }
 
-/// The command is left unanswered while its accepted bulk mutation runs on (see `run_part`).
-fn unfinished(outcome: &mut Outcome, bulk: &str, why: &str) {
+/// The command is left unanswered while its bulk mutation may run on in Shopify (see `run_part`).
+fn unfinished(outcome: &mut Outcome, why: String) {
     outcome.unfinished = Some(format!(
-        "bulk mutation {bulk} could not be followed to its end ({why}); it is polled again on the next delivery"
+        "{why}; the command goes on from there on its next delivery"
     ));
 }
 

@@ -57,6 +57,12 @@ pub struct CommandHandler {
     replica: ReplicaLimit,
 }
 
+/// The delivery on which a command whose bulk mutation could not be followed to its end (see
+/// `ops::Outcome::unfinished`) is answered BULK_UNFOLLOWED instead of being delivered again: below the gateway
+/// consumers' `max_deliver` (10 in deploy/nats/topology.yaml; a test holds them together), so it is never
+/// dead-lettered without an answer.
+pub const UNFINISHED_DELIVERIES: u64 = 8;
+
 /// How the handler runs commands (from the `[service]` configuration; see [`CommandSettings::from_service`]).
 #[derive(Debug, Clone)]
 pub struct CommandSettings {
@@ -372,6 +378,7 @@ impl CommandHandler {
         &self,
         command: &pb::Command,
         shop: &ShopCredentials,
+        delivered: u64,
     ) -> Result<(pb::CommandResult, Vec<Published>), String> {
         let mut result = pb::CommandResult {
             command_id: command.command_id.clone(),
@@ -380,7 +387,7 @@ impl CommandHandler {
             ..Default::default()
         };
         let lane = lane(command.lane);
-        let outcome = match &command.operation {
+        let mut outcome = match &command.operation {
             Some(Op::GetShopInfo(_)) => {
                 let op = Operation {
                     document: documents::SHOP_INFO,
@@ -641,8 +648,15 @@ impl CommandHandler {
                 return Ok((result, Vec::new()));
             }
         };
-        if let Some(why) = outcome.unfinished {
-            return Err(why);
+        if let Some(why) = outcome.unfinished.take() {
+            if delivered < UNFINISHED_DELIVERIES {
+                return Err(why);
+            }
+            // Answered rather than dead-lettered unanswered: the sender learns that it is not known what Shopify did.
+            outcome.failed = true;
+            outcome.user_errors.push(serde_json::json!({"code": "BULK_UNFOLLOWED", "field": [],
+                "message": format!("given up after {delivered} deliveries: {why}. Shopify may still apply some or \
+                    all of the bulk mutation's lines: read the items back before writing them again")}));
         }
         if result.calls == 0 {
             result.calls = outcome.calls as u32;
@@ -740,7 +754,7 @@ impl Handler for CommandHandler {
                     domain: command.shop_domain.clone(),
                     token,
                 };
-                self.run(command, &shop)
+                self.run(command, &shop, event.delivered)
                     .await
                     .map_err(|why| HandlerError::Retry(anyhow::anyhow!(why)))?
             }
@@ -790,6 +804,25 @@ impl Handler for CommandHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unfollowed_bulk_mutation_is_answered_before_its_command_would_be_dead_lettered() {
+        let topology = shopbridge_platform::bus::topology::Topology::embedded();
+        let consumers: Vec<_> = topology
+            .expanded_consumers()
+            .into_iter()
+            .filter(|c| c.name.starts_with("gateway-"))
+            .collect();
+        assert_eq!(consumers.len(), 64, "16 partitions x 4 lanes");
+        for consumer in consumers {
+            assert!(
+                consumer.max_deliver <= 0 || UNFINISHED_DELIVERIES < consumer.max_deliver as u64,
+                "{}: max_deliver {} must stay above UNFINISHED_DELIVERIES",
+                consumer.name,
+                consumer.max_deliver
+            );
+        }
+    }
 
     fn command() -> pb::Command {
         pb::Command {

@@ -241,6 +241,19 @@ impl BulkStart<'_> {
         }
     }
 
+    /// Whether a start of this stage may have been accepted by Shopify without its outcome being known: one was
+    /// sent (its row is there) and not recorded. True when the database cannot tell.
+    pub async fn may_have_started(&self) -> bool {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM bulk_starts WHERE command_id = $1 AND stage = $2)",
+        )
+        .bind(self.command_id)
+        .bind(self.stage)
+        .fetch_one(self.pool)
+        .await
+        .unwrap_or(true)
+    }
+
     async fn recorded(&self) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT bulk_id FROM bulk_operations WHERE command_id = $1 AND stage = $2",
@@ -254,7 +267,7 @@ impl BulkStart<'_> {
     /// When the attempts of this stage's start were sent, if its outcome was never recorded.
     async fn interrupted_start(&self) -> Result<Option<Attempts>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT first_attempted_at, last_attempted_at FROM bulk_starts WHERE command_id = $1 AND stage = $2",
+            "SELECT first_attempted_at, attempted_at FROM bulk_starts WHERE command_id = $1 AND stage = $2",
         )
         .bind(self.command_id)
         .bind(self.stage)
@@ -267,10 +280,10 @@ impl BulkStart<'_> {
     /// included.
     async fn note_attempt(&self) -> Result<Attempts, sqlx::Error> {
         let (first, last) = sqlx::query_as(
-            "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, first_attempted_at, last_attempted_at) \
+            "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, first_attempted_at, attempted_at) \
              VALUES ($1, $2, $3, $4, now(), now()) \
-             ON CONFLICT (command_id, stage) DO UPDATE SET last_attempted_at = now() \
-             RETURNING first_attempted_at, last_attempted_at",
+             ON CONFLICT (command_id, stage) DO UPDATE SET attempted_at = now() \
+             RETURNING first_attempted_at, attempted_at",
         )
         .bind(self.command_id)
         .bind(self.stage)
@@ -372,7 +385,7 @@ impl BulkStart<'_> {
         let rivals: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM bulk_starts WHERE shop_domain = $1 AND kind = $2 \
              AND NOT (command_id = $3 AND stage = $4) \
-             AND first_attempted_at <= $6 AND last_attempted_at >= $5",
+             AND first_attempted_at <= $6 AND attempted_at >= $5",
         )
         .bind(&self.shop.domain)
         .bind(self.kind.as_str())

@@ -100,10 +100,10 @@ async fn a_bulk_mutation_shopify_accepted_is_polled_again_on_redelivery_when_pol
     let h = Harness::start_impatient(&[(SHOP, seed(4, 1, 0))]).await;
     let metafields = many_metafields(&h, SHOP).await;
     let n = metafields.len();
-    // The operation waits 4 s before it runs, so the gateway is polling it when Shopify starts failing.
+    // The operation waits 10 s before it runs, so the gateway is polling it when Shopify starts failing.
     h.f.client
         .set_faults(&FaultConfig {
-            bulk_delay_ms: 4_000,
+            bulk_delay_ms: 10_000,
             shops: vec![SHOP.into()],
             ..Default::default()
         })
@@ -126,7 +126,7 @@ async fn a_bulk_mutation_shopify_accepted_is_polled_again_on_redelivery_when_pol
     // Every call to the shop now fails with 500 for longer than the gateway's call deadline (twice over).
     h.f.client
         .set_faults(&FaultConfig {
-            bulk_delay_ms: 4_000,
+            bulk_delay_ms: 10_000,
             error_rate: 1.0,
             shops: vec![SHOP.into()],
             ..Default::default()

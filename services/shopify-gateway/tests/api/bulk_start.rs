@@ -58,7 +58,7 @@ async fn interrupted_retried_start(
     last_secs: i64,
 ) {
     sqlx::query(
-        "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, first_attempted_at, last_attempted_at) \
+        "INSERT INTO bulk_starts (command_id, stage, shop_domain, kind, first_attempted_at, attempted_at) \
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), now() + make_interval(secs => $6))",
     )
     .bind(command_id)
@@ -629,25 +629,26 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
 // ----------------------------------------------------------------------------------------------------------------
 // A lost answer
 
-/// A TCP proxy in front of the simulator that loses the answer to the first request carrying `needle`: the request
-/// reaches Shopify and is applied, then the client's connection is closed before the response. Returns its address
-/// and whether the answer was lost yet.
+/// A TCP proxy in front of the simulator that loses the answers to the next `times` requests carrying `needle`: each
+/// request reaches Shopify and is applied, then the client's connection is closed before the response. Returns its
+/// address and how many answers are still to be lost (set it to 0 to stop losing them).
 async fn answer_losing_proxy(
     target: std::net::SocketAddr,
     needle: &'static str,
+    times: usize,
 ) -> (
     std::net::SocketAddr,
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use std::sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let lost = Arc::new(AtomicBool::new(false));
-    let lost_any = lost.clone();
+    let to_lose = Arc::new(AtomicUsize::new(times));
+    let lost_any = to_lose.clone();
     tokio::spawn(async move {
         while let Ok((inbound, _)) = listener.accept().await {
             let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
@@ -670,7 +671,11 @@ async fn answer_losing_proxy(
                         if buf[..n]
                             .windows(needle.len())
                             .any(|w| w == needle.as_bytes())
-                            && !lost_any.swap(true, Ordering::SeqCst)
+                            && lost_any
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok()
                         {
                             doom.store(true, Ordering::SeqCst);
                         }
@@ -696,7 +701,7 @@ async fn answer_losing_proxy(
             });
         }
     });
-    (addr, lost)
+    (addr, to_lose)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,7 +722,7 @@ async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_p
     let faults: shopify_sim::FaultConfig =
         serde_json::from_value(json!({"bulk_delay_ms": 1000, "shops": [SHOP]})).unwrap();
     f.client.set_faults(&faults).await.unwrap();
-    let (proxy, lost) = answer_losing_proxy(f._sim.addr(), "bulkOperationRunQuery").await;
+    let (proxy, to_lose) = answer_losing_proxy(f._sim.addr(), "bulkOperationRunQuery", 1).await;
     let executor = Executor::new(
         ShopifyHttp::new(ShopifySettings {
             api_version: "2025-10".into(),
@@ -753,13 +758,125 @@ async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_p
         .await
         .expect("export");
 
-    assert!(
-        lost.load(std::sync::atomic::Ordering::SeqCst),
+    assert_eq!(
+        to_lose.load(std::sync::atomic::Ordering::SeqCst),
+        0,
         "the proxy lost an answer"
     );
     assert_eq!(products.len(), 20);
     let stats = f.client.stats(SHOP).await.unwrap();
     assert_eq!(stats["bulk_operations"], 3, "one per stage: {stats}");
+    assert_eq!(starts_left(&db.pool).await, 0);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_mutation_whose_start_went_unanswered_past_the_deadline_is_left_unanswered_then_adopted()
+ {
+    use shopbridge_gateway::{
+        budget::{Budget, BudgetSettings},
+        executor::{Executor, RetrySettings},
+        shopify::{ShopifyHttp, ShopifySettings},
+    };
+    let f = fixture().await;
+    let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
+    let token = f
+        .client
+        .create_shop(MUTATION_SHOP, "standard")
+        .await
+        .unwrap();
+    f.client.seed(MUTATION_SHOP, &seed(3, 1, 0)).await.unwrap();
+    let products: Vec<String> = f
+        .client
+        .read(MUTATION_SHOP, "products")
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    // Shopify accepts the start, but every answer to it is lost (the retries are refused OPERATION_IN_PROGRESS while
+    // the operation waits to run, and those answers are lost too) until the gateway's 2 s call deadline has passed.
+    let faults: shopify_sim::FaultConfig =
+        serde_json::from_value(json!({"bulk_delay_ms": 3000, "shops": [MUTATION_SHOP]})).unwrap();
+    f.client.set_faults(&faults).await.unwrap();
+    let (proxy, to_lose) =
+        answer_losing_proxy(f._sim.addr(), "bulkOperationRunMutation", usize::MAX).await;
+    let executor = Executor::new(
+        ShopifyHttp::new(ShopifySettings {
+            api_version: "2025-10".into(),
+            scheme: "http".into(),
+            port: proxy.port(),
+            connect_to: proxy.to_string(),
+            request_timeout_secs: 10,
+        })
+        .unwrap(),
+        Budget::new(BudgetSettings::default()),
+        RetrySettings {
+            base_delay_ms: 20,
+            max_delay_ms: 500,
+            deadline_secs: 2,
+        },
+    );
+    let shop = ShopCredentials {
+        domain: MUTATION_SHOP.into(),
+        token: token.clone().into(),
+    };
+    let download = reqwest::Client::new();
+    let w = Writer {
+        executor: &executor,
+        pool: &db.pool,
+        download: &download,
+        shop: &shop,
+        lane: Lane::Publish,
+        command_id: "lost-start",
+        bulk_mutation_threshold: 0,
+        bulk_upload_max_bytes: shopbridge_gateway::catalog_writes::DEFAULT_BULK_UPLOAD_MAX_BYTES,
+    };
+    let lines = metafield_lines(&products, "lost");
+
+    let mut outcome = Outcome::default();
+    let first = run_bulk_mutation(
+        &w,
+        "metafields",
+        documents::METAFIELDS_SET,
+        lines.clone(),
+        &mut outcome,
+    )
+    .await;
+    assert!(first.is_err());
+    assert!(
+        outcome.unfinished.is_some()
+            && outcome.failed_calls.is_empty()
+            && outcome.user_errors.is_empty(),
+        "not answered: Shopify may be running it: {outcome:?}"
+    );
+    assert_eq!(starts_left(&db.pool).await, 1, "the start's row is kept");
+
+    // The next delivery, with answers getting through again.
+    to_lose.store(0, std::sync::atomic::Ordering::SeqCst);
+    let mut outcome = Outcome::default();
+    let results = run_bulk_mutation(
+        &w,
+        "metafields",
+        documents::METAFIELDS_SET,
+        lines,
+        &mut outcome,
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{outcome:?}"));
+    assert_eq!(results.lines.len(), 3, "{:?}", results.lines);
+    assert_eq!(
+        notes(&f.client, &token, &products).await,
+        ["lost-0", "lost-1", "lost-2"]
+    );
+    let stats = f.client.stats(MUTATION_SHOP).await.unwrap();
+    assert_eq!(
+        stats["bulk_operations"], 1,
+        "adopted, not started again: {stats}"
+    );
+    assert_eq!(mutations(&stats, "stagedUploadsCreate"), 1, "{stats}");
     assert_eq!(starts_left(&db.pool).await, 0);
     db.drop_db().await;
 }
