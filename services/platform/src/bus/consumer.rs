@@ -7,13 +7,24 @@
 //! other messages meanwhile. Such a message is *parked* in this process, not NAKed: JetStream counts every delivery,
 //! NAKs included, toward the consumer's `max_deliver`, so a command deferred a few dozen times behind its shop's
 //! backlog would exhaust it and be dead-lettered (or, past `max_deliver`, never be delivered again) without ever
-//! failing. A parked message stays delivered-and-unacknowledged (progress acks keep JetStream from redelivering it),
-//! holds no slot and no database connection, and is tried again after its delay ahead of newly pulled messages.
-//! So `max_deliver` keeps counting failures only. If the process stops, parked messages are NAKed (or come back after
-//! `ack_wait` after a crash), like any message in hand. Parking is bounded ([`PARKED_PER_SLOT`] per slot): at the
-//! bound the consumer pulls no new messages until some parked message has been handled, so memory stays bounded and
-//! parked messages come back on time. Fairness therefore reaches as far as that bound: a message behind more deferred
-//! messages than that waits until enough of them have run.
+//! failing. A parked message stays delivered-and-unacknowledged, holds no slot and no database connection, and is
+//! tried again after its delay ahead of newly pulled messages. So `max_deliver` keeps counting failures only.
+//!
+//! Each parked message has a task of its own (the *park task*) that holds it until a slot has taken it back: it sends
+//! progress acks while the message waits out its delay, and goes on sending them after handing it back, while it
+//! waits in the hand-back channel for a free slot (every slot may be busy with long handlers for longer than
+//! `ack_wait`; without them JetStream would redeliver it, a spurious delivery counted toward `max_deliver`). A handed
+//! back message is claimed exactly once, by the slot that takes it or, if the consumer stops first, by its park task.
+//! When the consumer stops, it ends its pull at once (so that JetStream does not redeliver the NAKed messages to this
+//! consumer, which would drop them), then NAKs its parked messages, those waiting in the hand-back channel included,
+//! while its slots finish what they are handling: whoever consumes next gets them without waiting out `ack_wait`
+//! (after a crash they come back after `ack_wait`, like any message in hand). [`ConsumerRunner::run`] returns only
+//! once the park tasks have sent their NAKs and they are flushed to the server.
+//!
+//! Parking is bounded ([`PARKED_PER_SLOT`] per slot): at the bound the consumer pulls no new messages until some
+//! parked message has been handled, so memory stays bounded and parked messages come back on time. Fairness therefore
+//! reaches as far as that bound: a message behind more deferred messages than that waits until enough of them have
+//! run.
 
 use std::{
     future::Future,
@@ -27,7 +38,7 @@ use std::{
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::{StreamExt, stream::PollNext};
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use super::{
@@ -114,19 +125,52 @@ enum Outcome {
 /// What a consumer slot works on: pulled messages, a parked message whose delay has passed, or the end of the pull.
 enum Work<M> {
     Pulled(Vec<Result<jetstream::Message, jetstream::consumer::pull::MessagesError>>),
-    Parked(Box<Prepared<M>>),
+    Parked(Arc<HandedBack<M>>),
     PullEnded,
+}
+
+/// A parked message whose delay has passed, on its way back to a slot. Its park task keeps it progress-acked until a
+/// slot takes it, and takes it back itself to NAK it if the consumer stops first: whichever claims it first has it,
+/// so a message is never both handled and NAKed.
+struct HandedBack<M> {
+    prepared: std::sync::Mutex<Option<Box<Prepared<M>>>>,
+    /// Cancelled when it is claimed: the park task's progress acks are no longer needed.
+    claimed: CancellationToken,
+}
+
+impl<M> HandedBack<M> {
+    fn new(prepared: Box<Prepared<M>>) -> Self {
+        Self {
+            prepared: std::sync::Mutex::new(Some(prepared)),
+            claimed: CancellationToken::new(),
+        }
+    }
+
+    /// The message, to the first caller only.
+    fn claim(&self) -> Option<Box<Prepared<M>>> {
+        let prepared = self
+            .prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        self.claimed.cancel();
+        prepared
+    }
 }
 
 /// Where deferred messages wait out their delay, and how they come back to the consumer's slots.
 struct Parking<M> {
-    back: tokio::sync::mpsc::UnboundedSender<Box<Prepared<M>>>,
+    back: tokio::sync::mpsc::UnboundedSender<Arc<HandedBack<M>>>,
     /// Parked now, including those sent back and not yet taken by a slot.
     parked: Arc<AtomicUsize>,
     /// Signalled when a parked message leaves (taken back by a slot, or given back to JetStream).
     unparked: Arc<tokio::sync::Notify>,
-    /// Cancelled when the consumer stops: parked messages are then NAKed, to be redelivered at once.
+    /// Cancelled when the consumer stops, once it has ended its pull: parked messages are then NAKed, to be
+    /// redelivered at once.
     stop: CancellationToken,
+    /// The park tasks, awaited before `run` returns so their NAKs are sent (a detached task may not run again
+    /// before the process exits).
+    tasks: TaskTracker,
 }
 
 impl<H: Handler> ConsumerRunner<H> {
@@ -188,12 +232,27 @@ impl<H: Handler> ConsumerRunner<H> {
             back,
             parked: Arc::default(),
             unparked: Arc::default(),
-            stop: stop.clone(),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         };
+        // The pull is ended (its subscription dropped) as soon as the consumer stops, not when the slots are done:
+        // its outstanding pull requests would otherwise get the messages NAKed at the stop redelivered to this very
+        // consumer, which takes no more and drops them, so they would come back only after `ack_wait`.
+        let pull = Arc::new(std::sync::Mutex::new(Some(Box::pin(messages))));
         let pulled = Box::pin(
-            messages
-                .take_until(cancel.clone().cancelled_owned())
-                .ready_chunks(batch_size),
+            futures::stream::poll_fn({
+                let pull = pull.clone();
+                move |cx| match pull
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_mut()
+                {
+                    Some(messages) => messages.poll_next_unpin(cx),
+                    None => std::task::Poll::Ready(None),
+                }
+            })
+            .take_until(cancel.clone().cancelled_owned())
+            .ready_chunks(batch_size),
         );
         // At the parking bound nothing new is pulled until a parked message has been taken back by a slot.
         let gated = futures::stream::unfold(
@@ -222,7 +281,18 @@ impl<H: Handler> ConsumerRunner<H> {
         let this = &self;
         let parking = &parking;
         let stop = &stop;
-        work.for_each_concurrent(concurrency, |work| async move {
+        let stopping = async {
+            stop.cancelled().await;
+            drop(
+                pull.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take(),
+            );
+            // Only now (the unsubscription goes out before the NAKs, on the same connection) may parked messages be
+            // given back.
+            parking.stop.cancel();
+        };
+        let slots = work.for_each_concurrent(concurrency, |work| async move {
             let batch = match work {
                 Work::Pulled(pulled) => {
                     let mut batch = Vec::with_capacity(pulled.len());
@@ -234,7 +304,11 @@ impl<H: Handler> ConsumerRunner<H> {
                     }
                     batch
                 }
-                Work::Parked(prepared) => {
+                Work::Parked(handed) => {
+                    // None: the consumer is stopping and the park task has NAKed it already.
+                    let Some(prepared) = handed.claim() else {
+                        return;
+                    };
                     parking.parked.fetch_sub(1, Ordering::Relaxed);
                     parking.unparked.notify_one();
                     vec![*prepared]
@@ -245,15 +319,31 @@ impl<H: Handler> ConsumerRunner<H> {
                 }
             };
             this.process(batch, max_deliver, progress_every, parking).await;
-        })
-        .await;
-        stop.cancel();
+        });
+        let slots = async {
+            slots.await;
+            stop.cancel();
+        };
+        tokio::join!(slots, stopping);
+        // The slots are done, so nothing more gets parked; the park tasks NAK what they hold (parked or waiting in the
+        // hand-back channel). Wait for them, then flush, so the NAKs reach the server before the process may exit.
+        parking.tasks.close();
+        parking.tasks.wait().await;
+        match tokio::time::timeout(Duration::from_secs(5), self.js.client().flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(consumer = %durable, error = %e, "could not flush the last acknowledgements")
+            }
+            Err(_) => {
+                tracing::warn!(consumer = %durable, "flushing the last acknowledgements timed out")
+            }
+        }
         tracing::info!(consumer = %durable, "consumer stopped");
         Ok(())
     }
 
-    /// Keeps a deferred message until its delay has passed, then hands it back to the slots; see the module
-    /// documentation.
+    /// Keeps a deferred message until its delay has passed, then hands it back to the slots, keeping it
+    /// progress-acked until a slot has taken it; see the module documentation.
     fn park(
         &self,
         mut prepared: Prepared<H::Message>,
@@ -268,33 +358,65 @@ impl<H: Handler> ConsumerRunner<H> {
             parking.unparked.clone(),
             parking.stop.clone(),
         );
+        // The consumer is stopping: give the message back to JetStream for whoever consumes next.
+        let give_back = move |prepared: Box<Prepared<H::Message>>| async move {
+            parked.fetch_sub(1, Ordering::Relaxed);
+            unparked.notify_one();
+            let _ = prepared.message.ack_with(AckKind::Nak(None)).await;
+        };
         let wait = async move {
             // Being deferred is no reason for JetStream to redeliver it: progress acks restart its ack timer while
             // it waits.
             let until = tokio::time::Instant::now() + delay;
-            let returned = loop {
+            loop {
                 let progress =
                     tokio::time::Instant::from_std(prepared.progress_at + progress_every);
                 tokio::select! {
+                    // Stopping wins over a delay that has just passed: nothing is handed back after the stop.
+                    biased;
+                    _ = stop.cancelled() => return give_back(Box::new(prepared)).await,
                     _ = tokio::time::sleep_until(until.min(progress)) => {}
-                    _ = stop.cancelled() => break Err(prepared),
                 }
                 if prepared.progress_at.elapsed() + Duration::from_millis(50) >= progress_every {
                     let _ = prepared.message.ack_with(AckKind::Progress).await;
                     prepared.progress_at = Instant::now();
                 }
                 if tokio::time::Instant::now() >= until {
-                    break back.send(Box::new(prepared)).map_err(|e| *e.0);
+                    break;
                 }
-            };
-            // The consumer is stopping: give the message back to JetStream for whoever consumes next.
-            if let Err(prepared) = returned {
-                parked.fetch_sub(1, Ordering::Relaxed);
-                unparked.notify_one();
-                let _ = prepared.message.ack_with(AckKind::Nak(None)).await;
+            }
+            // Handed back, it may wait for a free slot for longer than ack_wait (every slot busy with long
+            // handlers): keep it progress-acked through a clone of the message until a slot claims it.
+            let message = prepared.message.clone();
+            let mut progress_at = prepared.progress_at;
+            let handed = Arc::new(HandedBack::new(Box::new(prepared)));
+            if back.send(handed.clone()).is_err() {
+                // The slots are gone: the consumer is stopping.
+                if let Some(prepared) = handed.claim() {
+                    give_back(prepared).await;
+                }
+                return;
+            }
+            loop {
+                let progress = tokio::time::Instant::from_std(progress_at + progress_every);
+                tokio::select! {
+                    biased;
+                    _ = handed.claimed.cancelled() => return,
+                    // Taken back from the channel unless a slot has just claimed it (then the slot handles it).
+                    _ = stop.cancelled() => {
+                        if let Some(prepared) = handed.claim() {
+                            give_back(prepared).await;
+                        }
+                        return;
+                    }
+                    _ = tokio::time::sleep_until(progress) => {
+                        let _ = message.ack_with(AckKind::Progress).await;
+                        progress_at = Instant::now();
+                    }
+                }
             }
         };
-        tokio::spawn(wait);
+        parking.tasks.spawn(wait);
     }
 
     /// Reads a message's envelope and decodes its payload (the failure is kept as the dead-letter reason).
@@ -580,7 +702,9 @@ struct Prepared<M> {
     message_id: Option<String>,
     type_name: Option<String>,
     delivered: u64,
-    /// When JetStream's ack timer for it last restarted (delivery or progress ack), as far as the runner knows.
+    /// When JetStream's ack timer for it last restarted (delivery or progress ack), as far as the runner knows (not
+    /// counting the park task's progress acks while it waited in the hand-back channel: an earlier time only makes
+    /// the next progress ack come sooner).
     progress_at: Instant,
     span: tracing::Span,
     /// The decoded envelope, or why the message cannot be decoded.

@@ -1,10 +1,19 @@
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{self, consumer::PullConsumer, stream};
 use shopbridge_platform::{
-    bus::{EventMeta, header_names, outbox::envelope_headers},
+    bus::{
+        ConsumerRunner, Envelope, EventMeta, Handler, HandlerError, header_names,
+        outbox::envelope_headers,
+    },
+    config::ConsumerSettings,
     proto::platform::Probe,
 };
+use sqlx::{Postgres, Transaction};
+use tokio_util::sync::CancellationToken;
 
 use crate::support::{Behaviour, Ctx, ProbeHandler, eventually};
 
@@ -346,6 +355,306 @@ async fn a_consumer_pulls_no_more_than_it_can_park() {
             .iter()
             .all(|(_, delivered)| *delivered == 1),
         "parked messages are not redelivered"
+    );
+    ctx.finish().await;
+}
+
+/// What [`Scripted`] does with a probe on its n-th call for that probe (from 1).
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Apply,
+    Defer(Duration),
+    /// Holds its slot this long (a long handler), then applies.
+    Hold(Duration),
+}
+
+/// A handler that follows a script per probe seq, recording each call.
+#[derive(Clone)]
+struct Scripted {
+    script: fn(seq: u64, call: usize) -> Step,
+    /// (probe seq, JetStream's delivery count, when) of every call.
+    calls: Arc<Mutex<Vec<(u64, u64, Instant)>>>,
+}
+
+impl Scripted {
+    fn new(script: fn(u64, usize) -> Step) -> Self {
+        Self {
+            script,
+            calls: Arc::default(),
+        }
+    }
+
+    fn calls_for(&self, seq: u64) -> Vec<(u64, Instant)> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _, _)| *s == seq)
+            .map(|(_, delivered, at)| (*delivered, *at))
+            .collect()
+    }
+}
+
+impl Handler for Scripted {
+    type Message = Probe;
+
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        event: &Envelope<Probe>,
+    ) -> Result<(), HandlerError> {
+        let seq = event.message.seq;
+        let call = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push((seq, event.delivered, Instant::now()));
+            calls.iter().filter(|(s, _, _)| *s == seq).count()
+        };
+        match (self.script)(seq, call) {
+            Step::Defer(delay) => return Err(HandlerError::Defer(delay)),
+            Step::Hold(long) => tokio::time::sleep(long).await,
+            Step::Apply => {}
+        }
+        sqlx::query("INSERT INTO probe_effects (message_id, seq) VALUES ($1, $2)")
+            .bind(&event.message_id)
+            .bind(seq as i64)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| HandlerError::Retry(e.into()))?;
+        Ok(())
+    }
+}
+
+/// A runner of the platform-probe consumer taking one message at a time in each of its two slots, so two long
+/// handlers hold every slot.
+fn two_slot_runner(ctx: &Ctx, handler: Scripted) -> ConsumerRunner<Scripted> {
+    ConsumerRunner::new(
+        ctx.db.pool.clone(),
+        ctx.nats.js.clone(),
+        ctx.nats.namespace.clone(),
+        "EVENTS",
+        "platform-probe",
+        handler,
+        ConsumerSettings {
+            concurrency: 2,
+            batch_size: 1,
+            backoff_ms: vec![50],
+        },
+    )
+}
+
+async fn probe_consumer(ctx: &Ctx) -> PullConsumer {
+    ctx.nats
+        .js
+        .get_stream(ctx.nats.namespace.resource("EVENTS"))
+        .await
+        .unwrap()
+        .get_consumer(&ctx.nats.namespace.resource("platform-probe"))
+        .await
+        .unwrap()
+}
+
+async fn publish_probe(ctx: &Ctx, seq: u64) {
+    publish_raw(
+        ctx,
+        &format!("msg-{seq}"),
+        Some("shopbridge.platform.v1.Probe"),
+        probe_bytes(seq),
+    )
+    .await;
+}
+
+/// A deferred message whose delay has passed waits for a free slot, here longer than the consumer's ack wait (both
+/// slots held by long handlers). It is kept progress-acked until a slot takes it, so JetStream does not redeliver it
+/// meanwhile (a redelivery would count toward max_deliver): it is handled on its first delivery, and JetStream
+/// delivered each of the three messages once.
+#[tokio::test]
+async fn a_deferred_message_waiting_for_a_free_slot_is_not_redelivered() {
+    let ctx = Ctx::new().await;
+    let ack_wait = Duration::from_secs(1);
+    let mut consumer = probe_consumer(&ctx).await;
+    let mut config = consumer.info().await.unwrap().config.clone();
+    config.ack_wait = ack_wait;
+    ctx.nats
+        .js
+        .get_stream(ctx.nats.namespace.resource("EVENTS"))
+        .await
+        .unwrap()
+        .update_consumer(config)
+        .await
+        .unwrap();
+
+    let handler = Scripted::new(|seq, call| match (seq, call) {
+        (1, 1) => Step::Defer(Duration::from_millis(800)),
+        (1, _) => Step::Apply,
+        _ => Step::Hold(Duration::from_secs(5)),
+    });
+    tokio::spawn(two_slot_runner(&ctx, handler.clone()).run(ctx.cancel.clone()));
+    publish_probe(&ctx, 1).await;
+    eventually("probe 1 deferred", || async {
+        !handler.calls_for(1).is_empty()
+    })
+    .await;
+    publish_probe(&ctx, 2).await;
+    publish_probe(&ctx, 3).await;
+    eventually("both slots held", || async {
+        !handler.calls_for(2).is_empty() && !handler.calls_for(3).is_empty()
+    })
+    .await;
+    assert_eq!(
+        handler.calls_for(1).len(),
+        1,
+        "probe 1 came back before the slots were held; the test proves nothing"
+    );
+    eventually("every probe applied", || async { ctx.effects().await == 3 }).await;
+
+    let first = handler.calls_for(1);
+    assert_eq!(first.len(), 2, "deferred once, then applied: {first:?}");
+    let waited = first[1].1 - first[0].1;
+    assert!(
+        waited > Duration::from_millis(800) + 2 * ack_wait,
+        "probe 1 waited for a slot longer than the ack wait: {waited:?}"
+    );
+    assert!(
+        first.iter().all(|(delivered, _)| *delivered == 1),
+        "probe 1 was redelivered while it waited for a slot: {first:?}"
+    );
+    let deliveries = consumer.info().await.unwrap().delivered.consumer_sequence;
+    assert_eq!(deliveries, 3, "JetStream delivered 3 messages once each");
+    ctx.finish().await;
+}
+
+/// A consumer that stops with a deferred message already handed back to its slots but not yet taken (both slots held
+/// by long handlers) gives it back to JetStream at once, with the one still waiting out its delay: the next consumer
+/// gets both long before the ack wait (30 s), while the stopping consumer still finishes its long handlers.
+#[tokio::test]
+async fn a_stopping_consumer_gives_back_at_once_a_deferred_message_waiting_for_a_slot() {
+    let ctx = Ctx::new().await;
+    let handler = Scripted::new(|seq, _| match seq {
+        1 => Step::Defer(Duration::from_secs(120)),
+        2 => Step::Defer(Duration::from_millis(1500)),
+        _ => Step::Hold(Duration::from_secs(4)),
+    });
+    let first = CancellationToken::new();
+    tokio::spawn(two_slot_runner(&ctx, handler.clone()).run(first.clone()));
+    publish_probe(&ctx, 1).await;
+    publish_probe(&ctx, 2).await;
+    eventually("probes 1 and 2 deferred", || async {
+        !handler.calls_for(1).is_empty() && !handler.calls_for(2).is_empty()
+    })
+    .await;
+    publish_probe(&ctx, 3).await;
+    publish_probe(&ctx, 4).await;
+    eventually("both slots held", || async {
+        !handler.calls_for(3).is_empty() && !handler.calls_for(4).is_empty()
+    })
+    .await;
+    // Probe 2's delay passes: it is handed back and waits for a slot.
+    let deferred = handler.calls_for(2)[0].1;
+    tokio::time::sleep_until((deferred + Duration::from_millis(2000)).into()).await;
+    assert_eq!(
+        handler.calls_for(2).len(),
+        1,
+        "probe 2 was taken by a slot; the test proves nothing"
+    );
+
+    first.cancel();
+    let stopped = Instant::now();
+    let applying = ProbeHandler::new(Behaviour::Apply);
+    ctx.start_consumer(applying.clone(), vec![50]);
+    eventually("probes 1 and 2 applied by the next consumer", || async {
+        let mut seqs: Vec<u64> = applying.deliveries().iter().map(|(s, _)| *s).collect();
+        seqs.sort_unstable();
+        seqs == [1, 2]
+    })
+    .await;
+    let waited = stopped.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the deferred messages came back only after {waited:?} (the ack wait is 30 s)"
+    );
+    let mut deliveries = applying.deliveries();
+    deliveries.sort_unstable();
+    assert_eq!(deliveries, vec![(1, 2), (2, 2)]);
+    eventually("the long handlers finished", || async {
+        ctx.effects().await == 4
+    })
+    .await;
+    assert_eq!(handler.calls_for(2).len(), 1, "not taken after the stop");
+    ctx.finish().await;
+}
+
+/// When `run` returns, the consumer's parked messages have been given back to JetStream: here the consumer runs in a
+/// runtime of its own (a process, in effect) that is dropped the moment `run` returns, and the next consumer still
+/// gets every parked message at once, not after the ack wait (30 s).
+#[tokio::test]
+async fn a_stopped_consumer_has_given_back_its_parked_messages_when_run_returns() {
+    let ctx = Ctx::new().await;
+    for seq in 1..=3 {
+        publish_probe(&ctx, seq).await;
+    }
+    let deferring = ProbeHandler::new(Behaviour::DeferAll { delay_ms: 120_000 });
+    let stop = CancellationToken::new();
+    let process = {
+        let (deferring, stop) = (deferring.clone(), stop.clone());
+        let (db_url, namespace) = (ctx.db.url.clone(), ctx.nats.namespace.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let client = async_nats::connect(shopbridge_platform::testing::nats_url())
+                    .await
+                    .unwrap();
+                let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+                let runner = ConsumerRunner::new(
+                    pool,
+                    jetstream::new(client),
+                    namespace,
+                    "EVENTS",
+                    "platform-probe",
+                    deferring,
+                    ConsumerSettings {
+                        concurrency: 4,
+                        batch_size: 8,
+                        backoff_ms: vec![50],
+                    },
+                );
+                runner.run(stop).await.unwrap();
+            });
+            // The process exits: whatever it had not sent is lost.
+            drop(runtime);
+        })
+    };
+    eventually("every probe deferred", || async {
+        deferring.calls().len() >= 3
+    })
+    .await;
+
+    stop.cancel();
+    tokio::task::spawn_blocking(move || process.join().unwrap())
+        .await
+        .unwrap();
+    let stopped = Instant::now();
+    let applying = ProbeHandler::new(Behaviour::Apply);
+    ctx.start_consumer(applying.clone(), vec![50]);
+    eventually("every probe applied by the next consumer", || async {
+        ctx.effects().await == 3
+    })
+    .await;
+    let waited = stopped.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the parked messages came back only after {waited:?} (the ack wait is 30 s)"
+    );
+    assert!(
+        applying
+            .deliveries()
+            .iter()
+            .all(|(_, delivered)| *delivered == 2),
+        "{:?}",
+        applying.deliveries()
     );
     ctx.finish().await;
 }
