@@ -236,10 +236,14 @@ pub async fn run_bulk(sim: Arc<Sim>, shop: Arc<Shop>, id: u64) {
         let Some(op) = st.bulk_ops.get_mut(&id) else {
             return vec![];
         };
+        // Canceled (bulkOperationCancel) before it ran: it ends CANCELED, having run nothing.
+        let canceled = op.status == "CANCELING";
         op.status = "RUNNING".into();
         let (kind, doc, staged) = (op.kind.clone(), op.query.clone(), op.staged_path.clone());
         // (result lines, objects, roots, events, stopped part way)
-        let result = if kind == "QUERY" {
+        let result = if canceled {
+            Err("canceled".to_string())
+        } else if kind == "QUERY" {
             crate::bulk::run_query(&mut st, &doc, now)
                 .map(|o| (o.jsonl, o.objects, o.roots, vec![], false))
         } else {
@@ -277,6 +281,7 @@ pub async fn run_bulk(sim: Arc<Sim>, shop: Arc<Shop>, id: u64) {
                     op.status = "COMPLETED".into();
                 }
             }
+            Err(_) if canceled => op.status = "CANCELED".into(),
             Err(_) => {
                 op.status = "FAILED".into();
                 op.error_code = Some("INTERNAL_SERVER_ERROR".into());

@@ -353,3 +353,72 @@ async fn when_a_split_bulk_mutation_stops_part_way_the_later_parts_are_not_start
     assert_eq!(shop_metafield_keys(&products), 25);
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canceled_bulk_mutation_is_followed_past_canceling_to_its_end() {
+    const SHOP: &str = "bulk-cancel-shop.myshopify.com";
+    let s = Split::new(SHOP).await;
+    // The operation waits 3 s before it runs: an operator cancels it meanwhile, and it is CANCELING until then.
+    s.f.client
+        .set_faults(&FaultConfig {
+            bulk_delay_ms: 3_000,
+            shops: vec![SHOP.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let token = &s.shop.token;
+    let cancel = async {
+        let bulk_id = || async {
+            sqlx::query_scalar::<_, String>(
+                "SELECT bulk_id FROM bulk_operations WHERE command_id = 'cancel'",
+            )
+            .fetch_optional(&s.db.pool)
+            .await
+            .unwrap()
+        };
+        shopbridge_platform::testing::eventually("the bulk mutation accepted", || async {
+            bulk_id().await.is_some()
+        })
+        .await;
+        let bulk_id = bulk_id().await.unwrap();
+        let (_, body) = s
+            .f
+            .client
+            .graphql(
+                SHOP,
+                secrecy::ExposeSecret::expose_secret(token),
+                "mutation C($id: ID!) { bulkOperationCancel(id: $id) { bulkOperation { status } userErrors { message } } }",
+                serde_json::json!({"id": bulk_id}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            body["data"]["bulkOperationCancel"]["bulkOperation"]["status"], "CANCELING",
+            "{body}"
+        );
+    };
+    let ((set, outcome), ()) = tokio::join!(s.set("cancel", 520, 99_000_000), cancel);
+    assert!(set.is_none(), "nothing was set");
+    let messages: Vec<&str> = outcome
+        .user_errors
+        .iter()
+        .filter(|e| e["code"] == "BULK_FAILED")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        messages.len() == 1
+            && messages[0].contains("ended CANCELED")
+            && outcome.unfinished.is_none(),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        s.operations("cancel").await,
+        [("mutation:metafields".to_string(), "CANCELED".to_string())]
+    );
+    assert_eq!(
+        shop_metafield_keys(&s.f.client.read(SHOP, "products").await.unwrap()),
+        0
+    );
+    s.finish().await;
+}

@@ -1,4 +1,4 @@
-//! bulkOperationRunQuery/RunMutation (validation, per-shop concurrency) and stagedUploadsCreate.
+//! bulkOperationRunQuery/RunMutation (validation, per-shop concurrency), bulkOperationCancel and stagedUploadsCreate.
 
 use super::super::{Ctx, K, R, V, rec, user_error, user_errors};
 use super::s;
@@ -28,7 +28,9 @@ pub(super) fn bulk_run(cx: &Ctx<'_>, kind: &str, doc: &str, staged: Option<Strin
     let running: Vec<u64> = st
         .bulk_ops
         .values()
-        .filter(|b| b.kind == kind && (b.status == "CREATED" || b.status == "RUNNING"))
+        .filter(|b| {
+            b.kind == kind && matches!(b.status.as_str(), "CREATED" | "RUNNING" | "CANCELING")
+        })
         .map(|b| b.id)
         .collect();
     // BulkOperationUserErrorCode (query) and BulkMutationErrorCode (mutation) differ.
@@ -95,6 +97,45 @@ pub(super) fn bulk_run(cx: &Ctx<'_>, kind: &str, doc: &str, staged: Option<Strin
         vec![
             ("bulkOperation", V::Obj(K::BulkOp(id))),
             ("userErrors", user_errors(vec![])),
+        ],
+    ))
+}
+
+/// bulkOperationCancel: an operation that has not ended is CANCELING until the runner ends it CANCELED (the
+/// simulator runs an operation in one step, so only one that has not started yet can be canceled in practice).
+pub(super) fn bulk_cancel(cx: &Ctx<'_>, id: &str) -> R {
+    let ty = "BulkOperationCancelPayload";
+    let mut st = cx.store.borrow_mut();
+    let op = crate::model::parse_gid_of(id, "BulkOperation").and_then(|n| st.bulk_ops.get_mut(&n));
+    let error = match op {
+        None => Some("Bulk operation does not exist".to_string()),
+        Some(op) if matches!(op.status.as_str(), "CREATED" | "RUNNING") => {
+            op.status = "CANCELING".into();
+            None
+        }
+        Some(op) => Some(format!(
+            "A bulk operation cannot be canceled when it is {}",
+            op.status.to_lowercase()
+        )),
+    };
+    let operation = match &error {
+        None => crate::model::parse_gid_of(id, "BulkOperation")
+            .map_or(V::Null, |n| V::Obj(K::BulkOp(n))),
+        Some(_) => V::Null,
+    };
+    Ok(rec(
+        ty,
+        vec![
+            ("bulkOperation", operation),
+            (
+                "userErrors",
+                user_errors(
+                    error
+                        .map(|m| user_error(&["id"], m, None))
+                        .into_iter()
+                        .collect(),
+                ),
+            ),
         ],
     ))
 }

@@ -47,6 +47,7 @@ pub fn mutation_field(
             arg_str(args, "mutation").unwrap_or(""),
             arg_str(args, "stagedUploadPath").map(str::to_string),
         ),
+        "bulkOperationCancel" => bulk_cancel(cx, arg_str(args, "id").unwrap_or("")),
         "stagedUploadsCreate" => staged_uploads_create(cx, args),
         "fulfillmentCreate" | "fulfillmentTrackingInfoUpdate" | "orderClose" => {
             crate::exec::orders_mut::mutation_field(cx, name, args)
