@@ -175,22 +175,23 @@ async fn a_bulk_mutation_shopify_accepted_is_polled_again_on_redelivery_when_pol
 // ----------------------------------------------------------------------------------------------------------------
 // Over Shopify's upload limit: split into bulk mutations run in turn.
 
-/// A shop with 4 products, a database, and SetMetafields run straight through `catalog_writes` with every write in
-/// bulk and uploads of at most `max_bytes`.
-struct Split {
-    f: crate::budget::Fixture,
-    db: shopbridge_platform::testing::TestDb,
-    shop: shopbridge_gateway::executor::ShopCredentials,
-    owners: Vec<String>,
+/// A simulated shop with products, the gateway's database, and catalog writes run straight through
+/// `catalog_writes` (no bus): every write in bulk.
+pub(crate) struct BulkShop {
+    pub(crate) f: crate::budget::Fixture,
+    pub(crate) db: shopbridge_platform::testing::TestDb,
+    pub(crate) shop: shopbridge_gateway::executor::ShopCredentials,
+    /// The shop's product ids.
+    pub(crate) owners: Vec<String>,
     download: reqwest::Client,
 }
 
-impl Split {
-    async fn new(domain: &str) -> Self {
+impl BulkShop {
+    pub(crate) async fn new(domain: &str, products: usize) -> Self {
         let f = crate::budget::fixture().await;
         let db = shopbridge_platform::testing::TestDb::new(&shopbridge_gateway::MIGRATOR).await;
         let token = f.client.create_shop(domain, "standard").await.unwrap();
-        f.client.seed(domain, &seed(4, 1, 0)).await.unwrap();
+        f.client.seed(domain, &seed(products, 1, 0)).await.unwrap();
         let owners = f
             .client
             .read(domain, "products")
@@ -214,14 +215,19 @@ impl Split {
         }
     }
 
-    async fn set(
-        &self,
-        command_id: &str,
-        n: usize,
+    pub(crate) fn token(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.shop.token)
+    }
+
+    /// A writer of command `command_id` through `executor`, in bulk above 0 items, uploads of at most `max_bytes`.
+    pub(crate) fn writer<'a>(
+        &'a self,
+        executor: &'a shopbridge_gateway::executor::Executor,
+        command_id: &'a str,
         max_bytes: usize,
-    ) -> (Option<pb::MetafieldsSet>, shopbridge_gateway::ops::Outcome) {
-        let w = shopbridge_gateway::catalog_writes::Writer {
-            executor: &self.f.executor,
+    ) -> shopbridge_gateway::catalog_writes::Writer<'a> {
+        shopbridge_gateway::catalog_writes::Writer {
+            executor,
             pool: &self.db.pool,
             download: &self.download,
             shop: &self.shop,
@@ -229,7 +235,16 @@ impl Split {
             command_id,
             bulk_mutation_threshold: 0,
             bulk_upload_max_bytes: max_bytes,
-        };
+        }
+    }
+
+    async fn set(
+        &self,
+        command_id: &str,
+        n: usize,
+        max_bytes: usize,
+    ) -> (Option<pb::MetafieldsSet>, shopbridge_gateway::ops::Outcome) {
+        let w = self.writer(&self.f.executor, command_id, max_bytes);
         let metafields = (0..n)
             .map(|i| metafield(&self.owners[i % self.owners.len()], &format!("key_{i}")))
             .collect();
@@ -238,7 +253,7 @@ impl Split {
     }
 
     /// The command's bulk operations: (stage, status), by stage.
-    async fn operations(&self, command_id: &str) -> Vec<(String, String)> {
+    pub(crate) async fn operations(&self, command_id: &str) -> Vec<(String, String)> {
         sqlx::query_as("SELECT stage, status FROM bulk_operations WHERE command_id = $1 ORDER BY started_at, stage")
             .bind(command_id)
             .fetch_all(&self.db.pool)
@@ -246,7 +261,7 @@ impl Split {
             .unwrap()
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.db.drop_db().await;
     }
 }
@@ -255,7 +270,7 @@ impl Split {
 async fn writes_over_the_upload_limit_go_as_several_bulk_mutations_in_turn_and_are_answered_as_one()
 {
     const SHOP: &str = "bulk-split-shop.myshopify.com";
-    let s = Split::new(SHOP).await;
+    let s = BulkShop::new(SHOP, 4).await;
     // 21 lines of 25 metafields, about 3.5 KB each: 10 KB holds 2 of them.
     let (set, outcome) = s.set("split", 520, 10_000).await;
     assert!(
@@ -300,7 +315,7 @@ async fn writes_over_the_upload_limit_go_as_several_bulk_mutations_in_turn_and_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_a_split_bulk_mutation_stops_part_way_the_later_parts_are_not_started() {
     const SHOP: &str = "bulk-split-stop-shop.myshopify.com";
-    let s = Split::new(SHOP).await;
+    let s = BulkShop::new(SHOP, 4).await;
     // Each operation runs one line, then fails.
     s.f.client
         .set_faults(&FaultConfig {
@@ -357,7 +372,7 @@ async fn when_a_split_bulk_mutation_stops_part_way_the_later_parts_are_not_start
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canceled_bulk_mutation_is_followed_past_canceling_to_its_end() {
     const SHOP: &str = "bulk-cancel-shop.myshopify.com";
-    let s = Split::new(SHOP).await;
+    let s = BulkShop::new(SHOP, 4).await;
     // The operation waits 3 s before it runs: an operator cancels it meanwhile, and it is CANCELING until then.
     s.f.client
         .set_faults(&FaultConfig {
@@ -367,7 +382,6 @@ async fn a_canceled_bulk_mutation_is_followed_past_canceling_to_its_end() {
         })
         .await
         .unwrap();
-    let token = &s.shop.token;
     let cancel = async {
         let bulk_id = || async {
             sqlx::query_scalar::<_, String>(
@@ -387,7 +401,7 @@ async fn a_canceled_bulk_mutation_is_followed_past_canceling_to_its_end() {
             .client
             .graphql(
                 SHOP,
-                secrecy::ExposeSecret::expose_secret(token),
+                s.token(),
                 "mutation C($id: ID!) { bulkOperationCancel(id: $id) { bulkOperation { status } userErrors { message } } }",
                 serde_json::json!({"id": bulk_id}),
             )

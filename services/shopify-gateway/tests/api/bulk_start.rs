@@ -7,9 +7,8 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use shopbridge_gateway::{
-    budget::Lane,
     bulk_mutation::run_bulk_mutation,
-    catalog_writes::Writer,
+    catalog_writes::DEFAULT_BULK_UPLOAD_MAX_BYTES,
     documents::{self, Document},
     executor::ShopCredentials,
     ops::Outcome,
@@ -19,7 +18,8 @@ use shopbridge_proto::gateway as pb;
 
 use crate::{
     budget::fixture,
-    harness::{Harness, seed, succeeded},
+    bulk_mutation::BulkShop,
+    harness::{Harness, executor_via, seed, succeeded},
 };
 
 /// An ExportCatalog command for `shop` (channel id = shop domain).
@@ -406,39 +406,9 @@ fn mutations(stats: &Value, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_started_again() {
-    let f = fixture().await;
-    let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
-    let token = f
-        .client
-        .create_shop(MUTATION_SHOP, "standard")
-        .await
-        .unwrap();
-    f.client.seed(MUTATION_SHOP, &seed(3, 1, 0)).await.unwrap();
-    let products: Vec<String> = f
-        .client
-        .read(MUTATION_SHOP, "products")
-        .await
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_string())
-        .collect();
-    let shop = ShopCredentials {
-        domain: MUTATION_SHOP.into(),
-        token: token.clone().into(),
-    };
-    let download = reqwest::Client::new();
-    let writer = |command_id| Writer {
-        executor: &f.executor,
-        pool: &db.pool,
-        download: &download,
-        shop: &shop,
-        lane: Lane::Publish,
-        command_id,
-        bulk_mutation_threshold: 0,
-        bulk_upload_max_bytes: shopbridge_gateway::catalog_writes::DEFAULT_BULK_UPLOAD_MAX_BYTES,
-    };
+    let s = BulkShop::new(MUTATION_SHOP, 3).await;
+    let (f, db, token, products) = (&s.f, &s.db, s.token(), &s.owners);
+    let writer = |command_id| s.writer(&f.executor, command_id, DEFAULT_BULK_UPLOAD_MAX_BYTES);
     let run = |command_id, lines: Vec<Value>| {
         let w = writer(command_id);
         async move {
@@ -458,7 +428,7 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
     let document: Document = documents::METAFIELDS_SET;
 
     // The crashed gateway's start, accepted by Shopify with its lines.
-    let lines = metafield_lines(&products, "first");
+    let lines = metafield_lines(products, "first");
     interrupted_start(
         &db.pool,
         "window-1",
@@ -468,7 +438,7 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
         0,
     )
     .await;
-    let orphan = start_bulk_mutation(&f.client, &token, document.text, &lines).await;
+    let orphan = start_bulk_mutation(&f.client, token, document.text, &lines).await;
     let (results, _) = run("window-1", lines).await;
     assert_eq!(results.id, orphan, "the accepted operation is adopted");
     assert_eq!(results.lines.len(), 3, "{:?}", results.lines);
@@ -488,7 +458,7 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
         "not uploaded again: {stats}"
     );
     assert_eq!(
-        notes(&f.client, &token, &products).await,
+        notes(&f.client, token, products).await,
         ["first-0", "first-1", "first-2"]
     );
 
@@ -505,25 +475,25 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
     let other_text = "mutation Other($metafields: [MetafieldsSetInput!]!) { metafieldsSet(metafields: $metafields) { userErrors { message } } }";
     let other = start_bulk_mutation(
         &f.client,
-        &token,
+        token,
         other_text,
-        &metafield_lines(&products, "other"),
+        &metafield_lines(products, "other"),
     )
     .await;
-    wait_until_mutation_ended(&f.client, &token).await;
-    let (results, _) = run("window-2", metafield_lines(&products, "second")).await;
+    wait_until_mutation_ended(&f.client, token).await;
+    let (results, _) = run("window-2", metafield_lines(products, "second")).await;
     assert_ne!(results.id, other, "not adopted");
     assert_eq!(
-        notes(&f.client, &token, &products).await,
+        notes(&f.client, token, products).await,
         ["second-0", "second-1", "second-2"]
     );
 
     // The same text, created before the start (moved a minute on instead of sleeping past the clock skew).
     let earlier = start_bulk_mutation(
         &f.client,
-        &token,
+        token,
         document.text,
-        &metafield_lines(&products, "earlier"),
+        &metafield_lines(products, "earlier"),
     )
     .await;
     interrupted_start(
@@ -535,11 +505,11 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
         60,
     )
     .await;
-    wait_until_mutation_ended(&f.client, &token).await;
-    let (results, _) = run("window-3", metafield_lines(&products, "third")).await;
+    wait_until_mutation_ended(&f.client, token).await;
+    let (results, _) = run("window-3", metafield_lines(products, "third")).await;
     assert_ne!(results.id, earlier, "not adopted");
     assert_eq!(
-        notes(&f.client, &token, &products).await,
+        notes(&f.client, token, products).await,
         ["third-0", "third-1", "third-2"]
     );
 
@@ -565,21 +535,21 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
     .await;
     let either = start_bulk_mutation(
         &f.client,
-        &token,
+        token,
         document.text,
-        &metafield_lines(&products, "either"),
+        &metafield_lines(products, "either"),
     )
     .await;
-    let (results, _) = run("window-4a", metafield_lines(&products, "fourth")).await;
+    let (results, _) = run("window-4a", metafield_lines(products, "fourth")).await;
     assert_ne!(results.id, either, "not adopted by one of two candidates");
     assert_eq!(
-        notes(&f.client, &token, &products).await,
+        notes(&f.client, token, products).await,
         ["fourth-0", "fourth-1", "fourth-2"]
     );
-    let (results, _) = run("window-4b", metafield_lines(&products, "fifth")).await;
+    let (results, _) = run("window-4b", metafield_lines(products, "fifth")).await;
     assert_ne!(results.id, either, "nor by the other");
     assert_eq!(
-        notes(&f.client, &token, &products).await,
+        notes(&f.client, token, products).await,
         ["fifth-0", "fifth-1", "fifth-2"]
     );
 
@@ -606,15 +576,15 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
     .await;
     let near = start_bulk_mutation(
         &f.client,
-        &token,
+        token,
         document.text,
-        &metafield_lines(&products, "near"),
+        &metafield_lines(products, "near"),
     )
     .await;
-    let (results, _) = run("window-6", metafield_lines(&products, "sixth")).await;
+    let (results, _) = run("window-6", metafield_lines(products, "sixth")).await;
     assert_ne!(results.id, near, "not adopted with a rival near");
     assert_eq!(
-        notes(&f.client, &token, &products).await,
+        notes(&f.client, token, products).await,
         ["sixth-0", "sixth-1", "sixth-2"]
     );
 
@@ -623,7 +593,7 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
     assert_eq!(stats["bulk_operations"], 10, "{stats}");
     assert_eq!(mutations(&stats, "stagedUploadsCreate"), 10, "{stats}");
     assert_eq!(starts_left(&db.pool).await, 1, "the rival's");
-    db.drop_db().await;
+    s.finish().await;
 }
 
 // ----------------------------------------------------------------------------------------------------------------
@@ -706,12 +676,7 @@ async fn answer_losing_proxy(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_progress() {
-    use shopbridge_gateway::{
-        budget::{Budget, BudgetSettings},
-        executor::{Executor, RetrySettings},
-        export::{Exporter, PollSettings},
-        shopify::{ShopifyHttp, ShopifySettings},
-    };
+    use shopbridge_gateway::export::{Exporter, PollSettings};
     const SHOP: &str = "lost-answer-shop.myshopify.com";
     let f = fixture().await;
     let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
@@ -723,22 +688,7 @@ async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_p
         serde_json::from_value(json!({"bulk_delay_ms": 1000, "shops": [SHOP]})).unwrap();
     f.client.set_faults(&faults).await.unwrap();
     let (proxy, to_lose) = answer_losing_proxy(f._sim.addr(), "bulkOperationRunQuery", 1).await;
-    let executor = Executor::new(
-        ShopifyHttp::new(ShopifySettings {
-            api_version: "2025-10".into(),
-            scheme: "http".into(),
-            port: proxy.port(),
-            connect_to: proxy.to_string(),
-            request_timeout_secs: 10,
-        })
-        .unwrap(),
-        Budget::new(BudgetSettings::default()),
-        RetrySettings {
-            base_delay_ms: 20,
-            max_delay_ms: 500,
-            deadline_secs: 60,
-        },
-    );
+    let executor = executor_via(proxy, 60);
     let exporter = Exporter {
         executor: &executor,
         pool: &db.pool,
@@ -773,29 +723,8 @@ async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_mutation_whose_start_went_unanswered_past_the_deadline_is_left_unanswered_then_adopted()
  {
-    use shopbridge_gateway::{
-        budget::{Budget, BudgetSettings},
-        executor::{Executor, RetrySettings},
-        shopify::{ShopifyHttp, ShopifySettings},
-    };
-    let f = fixture().await;
-    let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
-    let token = f
-        .client
-        .create_shop(MUTATION_SHOP, "standard")
-        .await
-        .unwrap();
-    f.client.seed(MUTATION_SHOP, &seed(3, 1, 0)).await.unwrap();
-    let products: Vec<String> = f
-        .client
-        .read(MUTATION_SHOP, "products")
-        .await
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_string())
-        .collect();
+    let s = BulkShop::new(MUTATION_SHOP, 3).await;
+    let (f, db, token, products) = (&s.f, &s.db, s.token(), &s.owners);
     // Shopify accepts the start, but every answer to it is lost (the retries are refused OPERATION_IN_PROGRESS while
     // the operation waits to run, and those answers are lost too) until the gateway's 2 s call deadline has passed.
     let faults: shopify_sim::FaultConfig =
@@ -803,38 +732,9 @@ async fn a_bulk_mutation_whose_start_went_unanswered_past_the_deadline_is_left_u
     f.client.set_faults(&faults).await.unwrap();
     let (proxy, to_lose) =
         answer_losing_proxy(f._sim.addr(), "bulkOperationRunMutation", usize::MAX).await;
-    let executor = Executor::new(
-        ShopifyHttp::new(ShopifySettings {
-            api_version: "2025-10".into(),
-            scheme: "http".into(),
-            port: proxy.port(),
-            connect_to: proxy.to_string(),
-            request_timeout_secs: 10,
-        })
-        .unwrap(),
-        Budget::new(BudgetSettings::default()),
-        RetrySettings {
-            base_delay_ms: 20,
-            max_delay_ms: 500,
-            deadline_secs: 2,
-        },
-    );
-    let shop = ShopCredentials {
-        domain: MUTATION_SHOP.into(),
-        token: token.clone().into(),
-    };
-    let download = reqwest::Client::new();
-    let w = Writer {
-        executor: &executor,
-        pool: &db.pool,
-        download: &download,
-        shop: &shop,
-        lane: Lane::Publish,
-        command_id: "lost-start",
-        bulk_mutation_threshold: 0,
-        bulk_upload_max_bytes: shopbridge_gateway::catalog_writes::DEFAULT_BULK_UPLOAD_MAX_BYTES,
-    };
-    let lines = metafield_lines(&products, "lost");
+    let executor = executor_via(proxy, 2);
+    let w = s.writer(&executor, "lost-start", DEFAULT_BULK_UPLOAD_MAX_BYTES);
+    let lines = metafield_lines(products, "lost");
 
     let mut outcome = Outcome::default();
     let first = run_bulk_mutation(
@@ -868,7 +768,7 @@ async fn a_bulk_mutation_whose_start_went_unanswered_past_the_deadline_is_left_u
     .unwrap_or_else(|_| panic!("{outcome:?}"));
     assert_eq!(results.lines.len(), 3, "{:?}", results.lines);
     assert_eq!(
-        notes(&f.client, &token, &products).await,
+        notes(&f.client, token, products).await,
         ["lost-0", "lost-1", "lost-2"]
     );
     let stats = f.client.stats(MUTATION_SHOP).await.unwrap();
@@ -878,5 +778,5 @@ async fn a_bulk_mutation_whose_start_went_unanswered_past_the_deadline_is_left_u
     );
     assert_eq!(mutations(&stats, "stagedUploadsCreate"), 1, "{stats}");
     assert_eq!(starts_left(&db.pool).await, 0);
-    db.drop_db().await;
+    s.finish().await;
 }

@@ -8,11 +8,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use async_nats::jetstream::kv;
 use secrecy::SecretString;
 use shopbridge_gateway::{
-    budget::{Budget, BudgetSettings},
     commands::CommandHandler,
-    executor::{Executor, RetrySettings},
     leases::{LeaseSettings, Leases, PartitionManager},
-    shopify::{ShopifyHttp, ShopifySettings},
 };
 use shopbridge_platform::{
     bus::{EventMeta, Relay, names},
@@ -24,7 +21,7 @@ use shopify_sim::{SimClient, SimConfig, Simulator, client::SeedRequestJson};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{Tokens, consumer_settings};
+use crate::harness::{Tokens, consumer_settings, executor_via};
 
 const SHOP: &str = "crash-shop.myshopify.com";
 pub const LEASES: LeaseSettings = LeaseSettings {
@@ -52,22 +49,7 @@ pub async fn start_instance(
         .connect(&db.url)
         .await
         .unwrap();
-    let executor = Executor::new(
-        ShopifyHttp::new(ShopifySettings {
-            api_version: "2025-10".into(),
-            scheme: "http".into(),
-            port: sim.addr().port(),
-            connect_to: sim.addr().to_string(),
-            request_timeout_secs: 10,
-        })
-        .unwrap(),
-        Budget::new(BudgetSettings::default()),
-        RetrySettings {
-            base_delay_ms: 20,
-            max_delay_ms: 500,
-            deadline_secs: 60,
-        },
-    );
+    let executor = executor_via(sim.addr(), 60);
     let fence = Leases::new(&LEASES);
     let handler = Arc::new(CommandHandler::new(
         Arc::new(executor),

@@ -34,7 +34,7 @@ use crate::budget::{Fixture, fixture};
 
 /// An executor like the fixture's whose connections go to `connect_to` (reqwest connects to the port in the URL,
 /// so that is the proxy's too), giving up on a call after `deadline_secs`.
-fn executor_via(connect_to: SocketAddr, deadline_secs: u64) -> Executor {
+pub(crate) fn executor_via(connect_to: SocketAddr, deadline_secs: u64) -> Executor {
     let settings = ShopifySettings {
         api_version: "2025-10".into(),
         scheme: "http".into(),
