@@ -406,49 +406,59 @@ fn mutations(stats: &Value, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_started_again() {
-    let s = BulkShop::new(MUTATION_SHOP, 3).await;
+    let shop = BulkShop::new(MUTATION_SHOP, 3).await;
+    let s = &shop;
     let (f, db, token, products) = (&s.f, &s.db, s.token(), &s.owners);
-    let writer = |command_id| s.writer(&f.executor, command_id, DEFAULT_BULK_UPLOAD_MAX_BYTES);
-    let run = |command_id, lines: Vec<Value>| {
-        let w = writer(command_id);
-        async move {
-            let mut outcome = Outcome::default();
-            let results = run_bulk_mutation(
-                &w,
-                "metafields",
-                documents::METAFIELDS_SET,
-                lines,
-                &mut outcome,
-            )
-            .await
-            .unwrap_or_else(|_| panic!("{outcome:?}"));
-            (results, outcome)
-        }
-    };
     let document: Document = documents::METAFIELDS_SET;
+    // The `bulk_starts` row of an interrupted start of command `command`'s metafields mutation.
+    let interrupted = |command: &'static str, delay_secs: i64| {
+        interrupted_start(
+            &db.pool,
+            command,
+            "mutation:metafields",
+            MUTATION_SHOP,
+            "MUTATION",
+            delay_secs,
+        )
+    };
+    // An operation of `text` setting the notes to `value`, started outside the command; its id.
+    let started = |text: &'static str, value: &'static str| async move {
+        start_bulk_mutation(&f.client, token, text, &metafield_lines(products, value)).await
+    };
+    // Runs command `command` setting the notes to `value`, checks that they are set; its operation's id.
+    let written = |command: &'static str, value: &'static str| async move {
+        let w = s.writer(&f.executor, command, DEFAULT_BULK_UPLOAD_MAX_BYTES);
+        let mut outcome = Outcome::default();
+        let results = run_bulk_mutation(
+            &w,
+            "metafields",
+            document,
+            metafield_lines(products, value),
+            &mut outcome,
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{outcome:?}"));
+        assert_eq!(results.lines.len(), 3, "{:?}", results.lines);
+        assert!(
+            results
+                .lines
+                .values()
+                .all(|l| l["data"]["metafieldsSet"]["userErrors"] == json!([])),
+            "{:?}",
+            results.lines
+        );
+        let expected: Vec<String> = (0..3).map(|i| format!("{value}-{i}")).collect();
+        assert_eq!(notes(&f.client, token, products).await, expected);
+        results.id
+    };
 
     // The crashed gateway's start, accepted by Shopify with its lines.
-    let lines = metafield_lines(products, "first");
-    interrupted_start(
-        &db.pool,
-        "window-1",
-        "mutation:metafields",
-        MUTATION_SHOP,
-        "MUTATION",
-        0,
-    )
-    .await;
-    let orphan = start_bulk_mutation(&f.client, token, document.text, &lines).await;
-    let (results, _) = run("window-1", lines).await;
-    assert_eq!(results.id, orphan, "the accepted operation is adopted");
-    assert_eq!(results.lines.len(), 3, "{:?}", results.lines);
-    assert!(
-        results
-            .lines
-            .values()
-            .all(|l| l["data"]["metafieldsSet"]["userErrors"] == json!([])),
-        "{:?}",
-        results.lines
+    interrupted("window-1", 0).await;
+    let orphan = started(document.text, "first").await;
+    assert_eq!(
+        written("window-1", "first").await,
+        orphan,
+        "the accepted operation is adopted"
     );
     let stats = f.client.stats(MUTATION_SHOP).await.unwrap();
     assert_eq!(stats["bulk_operations"], 1, "{stats}");
@@ -457,135 +467,46 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
         1,
         "not uploaded again: {stats}"
     );
-    assert_eq!(
-        notes(&f.client, token, products).await,
-        ["first-0", "first-1", "first-2"]
-    );
 
     // Another mutation text is current: a new operation, with this command's own upload.
-    interrupted_start(
-        &db.pool,
-        "window-2",
-        "mutation:metafields",
-        MUTATION_SHOP,
-        "MUTATION",
-        0,
-    )
-    .await;
+    interrupted("window-2", 0).await;
     let other_text = "mutation Other($metafields: [MetafieldsSetInput!]!) { metafieldsSet(metafields: $metafields) { userErrors { message } } }";
-    let other = start_bulk_mutation(
-        &f.client,
-        token,
-        other_text,
-        &metafield_lines(products, "other"),
-    )
-    .await;
+    let other = started(other_text, "other").await;
     wait_until_mutation_ended(&f.client, token).await;
-    let (results, _) = run("window-2", metafield_lines(products, "second")).await;
-    assert_ne!(results.id, other, "not adopted");
-    assert_eq!(
-        notes(&f.client, token, products).await,
-        ["second-0", "second-1", "second-2"]
-    );
+    assert_ne!(written("window-2", "second").await, other, "not adopted");
 
     // The same text, created before the start (moved a minute on instead of sleeping past the clock skew).
-    let earlier = start_bulk_mutation(
-        &f.client,
-        token,
-        document.text,
-        &metafield_lines(products, "earlier"),
-    )
-    .await;
-    interrupted_start(
-        &db.pool,
-        "window-3",
-        "mutation:metafields",
-        MUTATION_SHOP,
-        "MUTATION",
-        60,
-    )
-    .await;
+    let earlier = started(document.text, "earlier").await;
+    interrupted("window-3", 60).await;
     wait_until_mutation_ended(&f.client, token).await;
-    let (results, _) = run("window-3", metafield_lines(products, "third")).await;
-    assert_ne!(results.id, earlier, "not adopted");
-    assert_eq!(
-        notes(&f.client, token, products).await,
-        ["third-0", "third-1", "third-2"]
-    );
+    assert_ne!(written("window-3", "third").await, earlier, "not adopted");
 
     // Two interrupted starts either of which may have created the current operation: neither adopts it (it could
     // carry the other's lines).
-    interrupted_start(
-        &db.pool,
-        "window-4a",
-        "mutation:metafields",
-        MUTATION_SHOP,
-        "MUTATION",
-        0,
-    )
-    .await;
-    interrupted_start(
-        &db.pool,
-        "window-4b",
-        "mutation:metafields",
-        MUTATION_SHOP,
-        "MUTATION",
-        0,
-    )
-    .await;
-    let either = start_bulk_mutation(
-        &f.client,
-        token,
-        document.text,
-        &metafield_lines(products, "either"),
-    )
-    .await;
-    let (results, _) = run("window-4a", metafield_lines(products, "fourth")).await;
-    assert_ne!(results.id, either, "not adopted by one of two candidates");
-    assert_eq!(
-        notes(&f.client, token, products).await,
-        ["fourth-0", "fourth-1", "fourth-2"]
+    interrupted("window-4a", 0).await;
+    interrupted("window-4b", 0).await;
+    let either = started(document.text, "either").await;
+    assert_ne!(
+        written("window-4a", "fourth").await,
+        either,
+        "not adopted by one of two candidates"
     );
-    let (results, _) = run("window-4b", metafield_lines(products, "fifth")).await;
-    assert_ne!(results.id, either, "nor by the other");
-    assert_eq!(
-        notes(&f.client, token, products).await,
-        ["fifth-0", "fifth-1", "fifth-2"]
+    assert_ne!(
+        written("window-4b", "fifth").await,
+        either,
+        "nor by the other"
     );
 
     // Another command's mutation start, unfinished, last sent ten minutes after the operation was created: too late
     // by the clocks to have created it, but a mutation carries its own lines, so a rival anywhere near is enough
     // not to adopt.
-    interrupted_start(
-        &db.pool,
-        "window-6",
-        "mutation:metafields",
-        MUTATION_SHOP,
-        "MUTATION",
-        0,
-    )
-    .await;
-    interrupted_start(
-        &db.pool,
-        "window-6-rival",
-        "mutation:metafields",
-        MUTATION_SHOP,
-        "MUTATION",
-        600,
-    )
-    .await;
-    let near = start_bulk_mutation(
-        &f.client,
-        token,
-        document.text,
-        &metafield_lines(products, "near"),
-    )
-    .await;
-    let (results, _) = run("window-6", metafield_lines(products, "sixth")).await;
-    assert_ne!(results.id, near, "not adopted with a rival near");
-    assert_eq!(
-        notes(&f.client, token, products).await,
-        ["sixth-0", "sixth-1", "sixth-2"]
+    interrupted("window-6", 0).await;
+    interrupted("window-6-rival", 600).await;
+    let near = started(document.text, "near").await;
+    assert_ne!(
+        written("window-6", "sixth").await,
+        near,
+        "not adopted with a rival near"
     );
 
     let stats = f.client.stats(MUTATION_SHOP).await.unwrap();
@@ -593,7 +514,7 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
     assert_eq!(stats["bulk_operations"], 10, "{stats}");
     assert_eq!(mutations(&stats, "stagedUploadsCreate"), 10, "{stats}");
     assert_eq!(starts_left(&db.pool).await, 1, "the rival's");
-    s.finish().await;
+    shop.finish().await;
 }
 
 // ----------------------------------------------------------------------------------------------------------------
