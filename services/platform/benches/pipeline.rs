@@ -170,7 +170,9 @@ async fn commit_rate(pool: &PgPool, total: u64) -> f64 {
 
 /// The baseline: JetStream alone, publish with ack (pipelined like the relay) and pull-consume with ack.
 async fn baseline(nats: &TestNats, total: u64) -> f64 {
-    let subject = nats.namespace.subject("events.platform.v1.Baseline");
+    // Outside `events.platform.v1.>`: the probe consumer measured next would otherwise take these 30,000 header-less
+    // messages and dead-letter each, writing to the database while the pipeline is being measured.
+    let subject = nats.namespace.subject("events.bench.v1.Baseline");
     let stream = nats
         .js
         .get_stream(nats.namespace.resource("EVENTS"))
