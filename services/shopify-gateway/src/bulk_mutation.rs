@@ -21,7 +21,8 @@ use crate::{
 /// Shopify's documented base cost of a mutation.
 const MUTATION_COST: f64 = 10.0;
 
-/// A finished bulk mutation: its id and each input line's result (`{"data": ..., "errors": ...}`) by line index.
+/// A finished bulk mutation: its id (the first's, when it was split) and each input line's result (`{"data": ...,
+/// "errors": ...}`) by line index.
 pub struct BulkResults {
     pub id: String,
     pub lines: HashMap<usize, Value>,
@@ -110,11 +111,14 @@ pub async fn run_bulk_mutation(
         lines: HashMap::new(),
         stopped: None,
     };
+    let split = parts.len() > 1;
     for (k, range) in parts.into_iter().enumerate() {
-        // The first part keeps the stage name of an unsplit mutation.
-        let stage = match k {
-            0 => format!("mutation:{what}"),
-            _ => format!("mutation:{what}:{}", k + 1),
+        // A part's stage names its lines, so a delivery that splits them otherwise (the limit was changed meanwhile)
+        // never takes another part's recorded operation for its own.
+        let stage = if split {
+            format!("mutation:{what}:{}-{}", range.start, range.end)
+        } else {
+            format!("mutation:{what}")
         };
         let first_line = range.start;
         let part = run_part(w, &stage, document, &encoded[range], outcome).await;
