@@ -1,21 +1,14 @@
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::PullConsumer, stream};
 use shopbridge_platform::{
-    bus::{
-        ConsumerRunner, Envelope, EventMeta, Handler, HandlerError, header_names,
-        outbox::envelope_headers,
-    },
+    bus::{ConsumerRunner, EventMeta, header_names, outbox::envelope_headers},
     config::ConsumerSettings,
     proto::platform::Probe,
 };
-use sqlx::{Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Behaviour, Ctx, ProbeHandler, eventually};
+use crate::support::{Behaviour, Ctx, ProbeHandler, Step, eventually};
 
 async fn dead_letters(ctx: &Ctx) -> Vec<(String, i64, Option<String>)> {
     sqlx::query_as("SELECT reason, deliveries, type_name FROM dead_letters ORDER BY id")
@@ -52,6 +45,17 @@ async fn publish_raw(ctx: &Ctx, id: &str, type_name: Option<&str>, payload: Vec<
     ack.duplicate
 }
 
+/// Publishes probe `seq` as message `msg-<seq>`; false when JetStream took it for a duplicate.
+async fn publish_probe(ctx: &Ctx, seq: u64) -> bool {
+    publish_raw(
+        ctx,
+        &format!("msg-{seq}"),
+        Some("shopbridge.platform.v1.Probe"),
+        probe_bytes(seq),
+    )
+    .await
+}
+
 fn probe_bytes(seq: u64) -> Vec<u8> {
     use prost::Message;
     Probe {
@@ -85,24 +89,10 @@ async fn the_same_message_delivered_twice_applies_its_effect_once() {
 
     let handler = ProbeHandler::new(Behaviour::Apply);
     ctx.start_consumer(handler.clone(), vec![50]);
-    assert!(
-        !publish_raw(
-            &ctx,
-            "msg-1",
-            Some("shopbridge.platform.v1.Probe"),
-            probe_bytes(1)
-        )
-        .await
-    );
+    assert!(!publish_probe(&ctx, 1).await);
     eventually("the first delivery", || async { ctx.effects().await == 1 }).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let duplicate = publish_raw(
-        &ctx,
-        "msg-1",
-        Some("shopbridge.platform.v1.Probe"),
-        probe_bytes(1),
-    )
-    .await;
+    let duplicate = publish_probe(&ctx, 1).await;
     assert!(!duplicate, "the copy went past JetStream's dedup");
     assert_eq!(ctx.stream_messages().await, 2);
 
@@ -236,13 +226,7 @@ async fn a_deferred_message_comes_back_without_using_up_its_deliveries_and_does_
     });
     ctx.start_consumer(handler.clone(), vec![50]);
     for seq in 1..=20 {
-        publish_raw(
-            &ctx,
-            &format!("msg-{seq}"),
-            Some("shopbridge.platform.v1.Probe"),
-            probe_bytes(seq),
-        )
-        .await;
+        publish_probe(&ctx, seq).await;
     }
     eventually("every probe applied", || async {
         ctx.effects().await == 20
@@ -326,13 +310,7 @@ async fn a_consumer_pulls_no_more_than_it_can_park() {
     let deferring = ProbeHandler::new(Behaviour::DeferAll { delay_ms: 100 });
     ctx.start_consumer(deferring.clone(), vec![50]);
     for seq in 1..=300 {
-        publish_raw(
-            &ctx,
-            &format!("msg-{seq}"),
-            Some("shopbridge.platform.v1.Probe"),
-            probe_bytes(seq),
-        )
-        .await;
+        publish_probe(&ctx, seq).await;
     }
     let seen = || {
         let mut seqs: Vec<u64> = deferring.deliveries().iter().map(|(s, _)| *s).collect();
@@ -359,74 +337,9 @@ async fn a_consumer_pulls_no_more_than_it_can_park() {
     ctx.finish().await;
 }
 
-/// What [`Scripted`] does with a probe on its n-th call for that probe (from 1).
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    Apply,
-    Defer(Duration),
-    /// Holds its slot this long (a long handler), then applies.
-    Hold(Duration),
-}
-
-/// A handler that follows a script per probe seq, recording each call.
-#[derive(Clone)]
-struct Scripted {
-    script: fn(seq: u64, call: usize) -> Step,
-    /// (probe seq, JetStream's delivery count, when) of every call.
-    calls: Arc<Mutex<Vec<(u64, u64, Instant)>>>,
-}
-
-impl Scripted {
-    fn new(script: fn(u64, usize) -> Step) -> Self {
-        Self {
-            script,
-            calls: Arc::default(),
-        }
-    }
-
-    fn calls_for(&self, seq: u64) -> Vec<(u64, Instant)> {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(s, _, _)| *s == seq)
-            .map(|(_, delivered, at)| (*delivered, *at))
-            .collect()
-    }
-}
-
-impl Handler for Scripted {
-    type Message = Probe;
-
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        event: &Envelope<Probe>,
-    ) -> Result<(), HandlerError> {
-        let seq = event.message.seq;
-        let call = {
-            let mut calls = self.calls.lock().unwrap();
-            calls.push((seq, event.delivered, Instant::now()));
-            calls.iter().filter(|(s, _, _)| *s == seq).count()
-        };
-        match (self.script)(seq, call) {
-            Step::Defer(delay) => return Err(HandlerError::Defer(delay)),
-            Step::Hold(long) => tokio::time::sleep(long).await,
-            Step::Apply => {}
-        }
-        sqlx::query("INSERT INTO probe_effects (message_id, seq) VALUES ($1, $2)")
-            .bind(&event.message_id)
-            .bind(seq as i64)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| HandlerError::Retry(e.into()))?;
-        Ok(())
-    }
-}
-
 /// A runner of the platform-probe consumer taking one message at a time in each of its two slots, so two long
 /// handlers hold every slot.
-fn two_slot_runner(ctx: &Ctx, handler: Scripted) -> ConsumerRunner<Scripted> {
+fn two_slot_runner(ctx: &Ctx, handler: ProbeHandler) -> ConsumerRunner<ProbeHandler> {
     ConsumerRunner::new(
         ctx.db.pool.clone(),
         ctx.nats.js.clone(),
@@ -453,16 +366,6 @@ async fn probe_consumer(ctx: &Ctx) -> PullConsumer {
         .unwrap()
 }
 
-async fn publish_probe(ctx: &Ctx, seq: u64) {
-    publish_raw(
-        ctx,
-        &format!("msg-{seq}"),
-        Some("shopbridge.platform.v1.Probe"),
-        probe_bytes(seq),
-    )
-    .await;
-}
-
 /// A deferred message whose delay has passed waits for a free slot, here longer than the consumer's ack wait (both
 /// slots held by long handlers). It is kept progress-acked until a slot takes it, so JetStream does not redeliver it
 /// meanwhile (a redelivery would count toward max_deliver): it is handled on its first delivery, and JetStream
@@ -483,11 +386,11 @@ async fn a_deferred_message_waiting_for_a_free_slot_is_not_redelivered() {
         .await
         .unwrap();
 
-    let handler = Scripted::new(|seq, call| match (seq, call) {
+    let handler = ProbeHandler::new(Behaviour::Script(|seq, call| match (seq, call) {
         (1, 1) => Step::Defer(Duration::from_millis(800)),
         (1, _) => Step::Apply,
         _ => Step::Hold(Duration::from_secs(5)),
-    });
+    }));
     tokio::spawn(two_slot_runner(&ctx, handler.clone()).run(ctx.cancel.clone()));
     publish_probe(&ctx, 1).await;
     eventually("probe 1 deferred", || async {
@@ -529,11 +432,11 @@ async fn a_deferred_message_waiting_for_a_free_slot_is_not_redelivered() {
 #[tokio::test]
 async fn a_stopping_consumer_gives_back_at_once_a_deferred_message_waiting_for_a_slot() {
     let ctx = Ctx::new().await;
-    let handler = Scripted::new(|seq, _| match seq {
+    let handler = ProbeHandler::new(Behaviour::Script(|seq, _| match seq {
         1 => Step::Defer(Duration::from_secs(120)),
         2 => Step::Defer(Duration::from_millis(1500)),
         _ => Step::Hold(Duration::from_secs(4)),
-    });
+    }));
     let first = CancellationToken::new();
     tokio::spawn(two_slot_runner(&ctx, handler.clone()).run(first.clone()));
     publish_probe(&ctx, 1).await;

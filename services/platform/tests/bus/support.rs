@@ -143,33 +143,58 @@ pub enum Behaviour {
     DeferAll {
         delay_ms: u64,
     },
+    /// Does what the script says for a probe seq on its n-th call for that probe (from 1).
+    Script(fn(seq: u64, call: usize) -> Step),
+}
+
+/// A step of [`Behaviour::Script`].
+#[derive(Clone, Copy, Debug)]
+pub enum Step {
+    Apply,
+    Defer(Duration),
+    /// Holds its slot this long (a long handler), then applies.
+    Hold(Duration),
 }
 
 /// Records each call; applies the probe as a row in `probe_effects`, or fails as told.
 #[derive(Clone)]
 pub struct ProbeHandler {
     pub behaviour: Behaviour,
-    pub calls: Arc<Mutex<Vec<Instant>>>,
-    /// (probe seq, JetStream's delivery count) of every call.
-    pub deliveries: Arc<Mutex<Vec<(u64, u64)>>>,
+    /// (probe seq, JetStream's delivery count, when) of every call.
+    log: Arc<Mutex<Vec<(u64, u64, Instant)>>>,
 }
 
 impl ProbeHandler {
     pub fn new(behaviour: Behaviour) -> Self {
         Self {
             behaviour,
-            calls: Arc::default(),
-            deliveries: Arc::default(),
+            log: Arc::default(),
         }
     }
 
     pub fn calls(&self) -> Vec<Instant> {
-        self.calls.lock().unwrap().clone()
+        self.log.lock().unwrap().iter().map(|c| c.2).collect()
     }
 
     /// (probe seq, delivery count) of every call so far.
     pub fn deliveries(&self) -> Vec<(u64, u64)> {
-        self.deliveries.lock().unwrap().clone()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| (c.0, c.1))
+            .collect()
+    }
+
+    /// (delivery count, when) of every call for probe `seq`.
+    pub fn calls_for(&self, seq: u64) -> Vec<(u64, Instant)> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.0 == seq)
+            .map(|c| (c.1, c.2))
+            .collect()
     }
 }
 
@@ -181,16 +206,23 @@ impl Handler for ProbeHandler {
         tx: &mut Transaction<'static, Postgres>,
         event: &Envelope<Probe>,
     ) -> Result<(), HandlerError> {
-        self.calls.lock().unwrap().push(Instant::now());
         let calls_for_seq = {
-            let mut deliveries = self.deliveries.lock().unwrap();
-            deliveries.push((event.message.seq, event.delivered));
-            deliveries
-                .iter()
-                .filter(|(seq, _)| *seq == event.message.seq)
-                .count()
+            let mut log = self.log.lock().unwrap();
+            log.push((event.message.seq, event.delivered, Instant::now()));
+            log.iter().filter(|c| c.0 == event.message.seq).count()
         };
-        match self.behaviour {
+        let behaviour = match self.behaviour {
+            Behaviour::Script(script) => match script(event.message.seq, calls_for_seq) {
+                Step::Defer(delay) => return Err(HandlerError::Defer(delay)),
+                Step::Hold(long) => {
+                    tokio::time::sleep(long).await;
+                    Behaviour::Apply
+                }
+                Step::Apply => Behaviour::Apply,
+            },
+            other => other,
+        };
+        match behaviour {
             Behaviour::DeferAll { delay_ms } => {
                 Err(HandlerError::Defer(Duration::from_millis(delay_ms)))
             }
@@ -221,7 +253,10 @@ impl Handler for ProbeHandler {
                     "probe {seq} is invalid"
                 )))
             }
-            Behaviour::Apply | Behaviour::RejectSeq(_) | Behaviour::DeferSeq { .. } => {
+            Behaviour::Apply
+            | Behaviour::RejectSeq(_)
+            | Behaviour::DeferSeq { .. }
+            | Behaviour::Script(_) => {
                 sqlx::query(
                     "INSERT INTO probe_effects (message_id, seq, trace_id) VALUES ($1, $2, $3)",
                 )
