@@ -146,8 +146,14 @@ pub async fn run_bulk_mutation(
             )),
         };
         if let Some(why) = stopped {
-            outcome.user_errors.push(json!({"code": "BULK_FAILED", "field": [],
-                "message": format!("{why}; {} of {} lines ran", results.lines.len(), encoded.len())}));
+            bulk_problem(
+                outcome,
+                format!(
+                    "{why}; {} of {} lines ran",
+                    results.lines.len(),
+                    encoded.len()
+                ),
+            );
             results.stopped = Some(why);
             break;
         }
@@ -362,6 +368,7 @@ fn unfinished(outcome: &mut Outcome, why: String) {
 /// A bulk mutation that could not be run to the end; the problems are in the outcome.
 pub struct Stopped;
 
+/// Records a BULK_FAILED problem about the whole bulk mutation.
 fn bulk_problem(outcome: &mut Outcome, message: String) -> Stopped {
     outcome
         .user_errors

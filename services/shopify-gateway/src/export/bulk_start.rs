@@ -254,6 +254,16 @@ impl BulkStart<'_> {
         .unwrap_or(true)
     }
 
+    /// The attempt times of other starts that make adopting an operation created at `created_at` ambiguous: those
+    /// that may have sent it, and for a mutation any start active within [`START_CALL_MAX`] either side.
+    fn rivals_window(&self, created_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let (earliest, latest) = senders_window(created_at);
+        match self.kind {
+            BulkKind::Query => (earliest, latest),
+            BulkKind::Mutation => (earliest, created_at + chrono_duration(START_CALL_MAX)),
+        }
+    }
+
     async fn recorded(&self) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT bulk_id FROM bulk_operations WHERE command_id = $1 AND stage = $2",
@@ -423,18 +433,6 @@ impl Attempts {
     fn may_have_created(&self, created_at: DateTime<Utc>) -> bool {
         let (earliest, latest) = senders_window(created_at);
         self.first <= latest && self.last >= earliest
-    }
-}
-
-impl BulkStart<'_> {
-    /// The attempt times of other starts that make adopting an operation created at `created_at` ambiguous: those
-    /// that may have sent it, and for a mutation any start active within [`START_CALL_MAX`] either side.
-    fn rivals_window(&self, created_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-        let (earliest, latest) = senders_window(created_at);
-        match self.kind {
-            BulkKind::Query => (earliest, latest),
-            BulkKind::Mutation => (earliest, created_at + chrono_duration(START_CALL_MAX)),
-        }
     }
 }
 

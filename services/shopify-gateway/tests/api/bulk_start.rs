@@ -89,6 +89,21 @@ async fn starts_left(pool: &sqlx::PgPool) -> i64 {
 }
 
 impl Harness {
+    /// The `bulk_starts` row of export `command`'s interrupted products stage on `shop`, its attempts sent
+    /// `first_secs` and `last_secs` from now.
+    async fn interrupted_export(&self, command: &str, shop: &str, first_secs: i64, last_secs: i64) {
+        interrupted_retried_start(
+            &self.db.pool,
+            command,
+            "catalog_products",
+            shop,
+            "QUERY",
+            first_secs,
+            last_secs,
+        )
+        .await;
+    }
+
     /// Starts a bulk query on `shop` as the gateway would; returns its id.
     async fn start_bulk_query(&self, shop: &str, query: &str) -> String {
         let data = self
@@ -155,15 +170,7 @@ async fn an_export_whose_bulk_start_was_accepted_but_not_recorded_adopts_that_op
     const SHOP: &str = "window-shop.myshopify.com";
     let h = Harness::start(&[(SHOP, seed(40, 1, 0))]).await;
     // The crashed gateway: committed its start, sent it, Shopify accepted it, and the gateway died.
-    interrupted_start(
-        &h.db.pool,
-        "export-window",
-        "catalog_products",
-        SHOP,
-        "QUERY",
-        0,
-    )
-    .await;
+    h.interrupted_export("export-window", SHOP, 0, 0).await;
     let orphan = h
         .start_bulk_query(SHOP, documents::CATALOG_PRODUCTS.text)
         .await;
@@ -202,15 +209,8 @@ async fn an_export_does_not_adopt_an_operation_with_other_text_or_created_before
     const EARLIER: &str = "earlier-shop.myshopify.com";
     let h = Harness::start(&[(OTHER_TEXT, seed(20, 1, 0)), (EARLIER, seed(20, 1, 0))]).await;
     // A start was committed, then the app's current bulk query is another query.
-    interrupted_start(
-        &h.db.pool,
-        "export-other-text",
-        "catalog_products",
-        OTHER_TEXT,
-        "QUERY",
-        0,
-    )
-    .await;
+    h.interrupted_export("export-other-text", OTHER_TEXT, 0, 0)
+        .await;
     let other = h
         .start_bulk_query(OTHER_TEXT, documents::CATALOG_INVENTORY.text)
         .await;
@@ -219,15 +219,8 @@ async fn an_export_does_not_adopt_an_operation_with_other_text_or_created_before
     let earlier = h
         .start_bulk_query(EARLIER, documents::CATALOG_PRODUCTS.text)
         .await;
-    interrupted_start(
-        &h.db.pool,
-        "export-earlier",
-        "catalog_products",
-        EARLIER,
-        "QUERY",
-        60,
-    )
-    .await;
+    h.interrupted_export("export-earlier", EARLIER, 60, 60)
+        .await;
     // Ended, so a new start is not refused and the check above is all that keeps them apart.
     h.wait_until_bulk_ended(OTHER_TEXT, "QUERY").await;
     h.wait_until_bulk_ended(EARLIER, "QUERY").await;
@@ -251,38 +244,14 @@ async fn an_export_does_not_adopt_an_operation_a_retried_rival_may_have_created_
     // Two unfinished starts of the shop's export: this command's, and another command's, whose first attempt is as
     // early but which was refused OPERATION_IN_PROGRESS and sent again a minute later. Either may have created the
     // current operation: its first attempt counts, not only its latest.
-    interrupted_start(
-        &h.db.pool,
-        "export-rival",
-        "catalog_products",
-        RIVAL,
-        "QUERY",
-        0,
-    )
-    .await;
-    interrupted_retried_start(
-        &h.db.pool,
-        "export-rival-other",
-        "catalog_products",
-        RIVAL,
-        "QUERY",
-        0,
-        60,
-    )
-    .await;
+    h.interrupted_export("export-rival", RIVAL, 0, 0).await;
+    h.interrupted_export("export-rival-other", RIVAL, 0, 60)
+        .await;
     let either = h
         .start_bulk_query(RIVAL, documents::CATALOG_PRODUCTS.text)
         .await;
     // This command's start, and an operation of the same text that another command has already recorded as its own.
-    interrupted_start(
-        &h.db.pool,
-        "export-claimed",
-        "catalog_products",
-        CLAIMED,
-        "QUERY",
-        0,
-    )
-    .await;
+    h.interrupted_export("export-claimed", CLAIMED, 0, 0).await;
     let claimed = h
         .start_bulk_query(CLAIMED, documents::CATALOG_PRODUCTS.text)
         .await;
