@@ -57,12 +57,6 @@ pub struct CommandHandler {
     replica: ReplicaLimit,
 }
 
-/// The delivery on which a command whose bulk mutation could not be followed to its end (see
-/// `ops::Outcome::unfinished`) is answered BULK_UNFOLLOWED instead of being delivered again: below the gateway
-/// consumers' `max_deliver` (10 in deploy/nats/topology.yaml; a test holds them together), so it is never
-/// dead-lettered without an answer.
-pub const UNFINISHED_DELIVERIES: u64 = 8;
-
 /// How the handler runs commands (from the `[service]` configuration; see [`CommandSettings::from_service`]).
 #[derive(Debug, Clone)]
 pub struct CommandSettings {
@@ -373,12 +367,13 @@ impl CommandHandler {
 
     /// Runs the command; returns its result and any events it produces before the result (catalog batches, order
     /// pages), or, when work Shopify accepted for it could not be followed to its end for a reason that passes, why
-    /// (the command is then delivered again, see `ops::Outcome::unfinished`).
+    /// (the command is then delivered again, see `ops::Outcome::unfinished`; on its `last_delivery` it is answered
+    /// instead).
     async fn run(
         &self,
         command: &pb::Command,
         shop: &ShopCredentials,
-        delivered: u64,
+        last_delivery: bool,
     ) -> Result<(pb::CommandResult, Vec<Published>), String> {
         let mut result = pb::CommandResult {
             command_id: command.command_id.clone(),
@@ -649,14 +644,14 @@ impl CommandHandler {
             }
         };
         if let Some(why) = outcome.unfinished.take() {
-            if delivered < UNFINISHED_DELIVERIES {
+            if !last_delivery {
                 return Err(why);
             }
             // Answered rather than dead-lettered unanswered: the sender learns that it is not known what Shopify did.
             outcome.failed = true;
             outcome.user_errors.push(serde_json::json!({"code": "BULK_UNFOLLOWED", "field": [],
-                "message": format!("given up after {delivered} deliveries: {why}. Shopify may still apply some or \
-                    all of the bulk mutation's lines: read the items back before writing them again")}));
+                "message": format!("given up on the last delivery: {why}. Shopify may still apply some or all of \
+                    the bulk mutation's lines: read the items back before writing them again")}));
         }
         if result.calls == 0 {
             result.calls = outcome.calls as u32;
@@ -754,7 +749,7 @@ impl Handler for CommandHandler {
                     domain: command.shop_domain.clone(),
                     token,
                 };
-                self.run(command, &shop, event.delivered)
+                self.run(command, &shop, event.last_delivery)
                     .await
                     .map_err(|why| HandlerError::Retry(anyhow::anyhow!(why)))?
             }
@@ -804,25 +799,6 @@ impl Handler for CommandHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_unfollowed_bulk_mutation_is_answered_before_its_command_would_be_dead_lettered() {
-        let topology = shopbridge_platform::bus::topology::Topology::embedded();
-        let consumers: Vec<_> = topology
-            .expanded_consumers()
-            .into_iter()
-            .filter(|c| c.name.starts_with("gateway-"))
-            .collect();
-        assert_eq!(consumers.len(), 64, "16 partitions x 4 lanes");
-        for consumer in consumers {
-            assert!(
-                consumer.max_deliver <= 0 || UNFINISHED_DELIVERIES < consumer.max_deliver as u64,
-                "{}: max_deliver {} must stay above UNFINISHED_DELIVERIES",
-                consumer.name,
-                consumer.max_deliver
-            );
-        }
-    }
 
     fn command() -> pb::Command {
         pb::Command {

@@ -51,7 +51,8 @@ pub struct Outcome {
     /// An all-or-nothing operation applied nothing (its problems say why), even if no call failed.
     pub failed: bool,
     /// Work Shopify accepted for the command (a bulk mutation) could not be followed to its end, for a reason that
-    /// passes: the command gets no result now and is delivered again, resuming where it was.
+    /// passes: the command gets no result now and is delivered again, resuming where it was (on its last delivery
+    /// it is answered instead).
     pub unfinished: Option<String>,
 }
 

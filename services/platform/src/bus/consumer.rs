@@ -298,7 +298,7 @@ impl<H: Handler> ConsumerRunner<H> {
                     let mut batch = Vec::with_capacity(pulled.len());
                     for message in pulled {
                         match message {
-                            Ok(message) => batch.push(this.prepare(message)),
+                            Ok(message) => batch.push(this.prepare(message, max_deliver)),
                             Err(e) => tracing::warn!(consumer = %this.durable, error = %e, "pull failed; continuing"),
                         }
                     }
@@ -318,7 +318,7 @@ impl<H: Handler> ConsumerRunner<H> {
                     return;
                 }
             };
-            this.process(batch, max_deliver, progress_every, parking).await;
+            this.process(batch, progress_every, parking).await;
         });
         let slots = async {
             slots.await;
@@ -420,7 +420,7 @@ impl<H: Handler> ConsumerRunner<H> {
     }
 
     /// Reads a message's envelope and decodes its payload (the failure is kept as the dead-letter reason).
-    fn prepare(&self, message: jetstream::Message) -> Prepared<H::Message> {
+    fn prepare(&self, message: jetstream::Message, max_deliver: i64) -> Prepared<H::Message> {
         let headers = message.headers.clone().unwrap_or_default();
         let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
         let message_id = header(headers::MSG_ID);
@@ -430,6 +430,7 @@ impl<H: Handler> ConsumerRunner<H> {
             .info()
             .map(|i| i.delivered.max(1) as u64)
             .unwrap_or(1);
+        let last_delivery = max_deliver > 0 && delivered >= max_deliver as u64;
         let subject = self.namespace.strip(message.subject.as_str()).to_string();
         let span = tracing::info_span!(
             "consume",
@@ -453,6 +454,7 @@ impl<H: Handler> ConsumerRunner<H> {
                     },
                     message: decoded,
                     delivered,
+                    last_delivery,
                 })
                 .map_err(|e| e.to_string()),
             _ => Err(format!(
@@ -468,6 +470,7 @@ impl<H: Handler> ConsumerRunner<H> {
             message_id,
             type_name,
             delivered,
+            last_delivery,
             progress_at,
             span,
             envelope,
@@ -479,7 +482,6 @@ impl<H: Handler> ConsumerRunner<H> {
     async fn process(
         &self,
         batch: Vec<Prepared<H::Message>>,
-        max_deliver: i64,
         progress_every: Duration,
         parking: &Parking<H::Message>,
     ) {
@@ -488,7 +490,7 @@ impl<H: Handler> ConsumerRunner<H> {
         let mut deferred = Vec::new();
         for (prepared, result) in batch.into_iter().zip(results) {
             let outcome = self
-                .outcome(&prepared, result, max_deliver)
+                .outcome(&prepared, result)
                 .instrument(prepared.span.clone())
                 .await;
             let message = &prepared.message;
@@ -525,7 +527,6 @@ impl<H: Handler> ConsumerRunner<H> {
         &self,
         prepared: &Prepared<H::Message>,
         result: Option<Result<bool, HandlerError>>,
-        max_deliver: i64,
     ) -> Outcome {
         let delivered = prepared.delivered;
         let dead = |reason: String| DeadLetter {
@@ -550,7 +551,7 @@ impl<H: Handler> ConsumerRunner<H> {
                 self.dead_letter(dead(format!("rejected by handler: {e:#}")))
                     .await
             }
-            Err(HandlerError::Retry(e)) if max_deliver > 0 && delivered >= max_deliver as u64 => {
+            Err(HandlerError::Retry(e)) if prepared.last_delivery => {
                 self.dead_letter(dead(format!("gave up after {delivered} deliveries: {e:#}")))
                     .await
             }
@@ -702,6 +703,8 @@ struct Prepared<M> {
     message_id: Option<String>,
     type_name: Option<String>,
     delivered: u64,
+    /// The consumer's `max_deliver` is reached: a failure is dead-lettered, not redelivered.
+    last_delivery: bool,
     /// When JetStream's ack timer for it last restarted (delivery or progress ack), as far as the runner knows (not
     /// counting the park task's progress acks while it waited in the hand-back channel: an earlier time only makes
     /// the next progress ack come sooner).

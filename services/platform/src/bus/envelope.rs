@@ -51,6 +51,10 @@ pub struct Envelope<M> {
     pub message: M,
     /// 1 on the first delivery.
     pub delivered: u64,
+    /// The consumer's `max_deliver` is reached: a [`HandlerError::Retry`](super::HandlerError::Retry) of this
+    /// delivery dead-letters the message instead of redelivering it (a handler that must answer its sender does so
+    /// now).
+    pub last_delivery: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

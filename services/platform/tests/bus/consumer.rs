@@ -149,6 +149,11 @@ async fn a_handler_that_keeps_failing_is_retried_with_backoff_then_dead_lettered
 
     let calls = handler.calls();
     assert_eq!(calls.len(), 5);
+    assert_eq!(
+        handler.last_delivery_flags(),
+        [false, false, false, false, true],
+        "the handler is told which delivery is its last"
+    );
     let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
         gaps[0] >= Duration::from_millis(90),

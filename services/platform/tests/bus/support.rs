@@ -160,8 +160,18 @@ pub enum Step {
 #[derive(Clone)]
 pub struct ProbeHandler {
     pub behaviour: Behaviour,
-    /// (probe seq, JetStream's delivery count, when) of every call.
-    log: Arc<Mutex<Vec<(u64, u64, Instant)>>>,
+    /// Every call.
+    log: Arc<Mutex<Vec<Call>>>,
+}
+
+/// One call of a [`ProbeHandler`].
+struct Call {
+    seq: u64,
+    /// JetStream's delivery count.
+    delivered: u64,
+    at: Instant,
+    /// What the envelope said.
+    last_delivery: bool,
 }
 
 impl ProbeHandler {
@@ -172,29 +182,28 @@ impl ProbeHandler {
         }
     }
 
+    /// What `f` gives of each call so far.
+    fn each<T>(&self, f: impl Fn(&Call) -> Option<T>) -> Vec<T> {
+        self.log.lock().unwrap().iter().filter_map(f).collect()
+    }
+
     pub fn calls(&self) -> Vec<Instant> {
-        self.log.lock().unwrap().iter().map(|c| c.2).collect()
+        self.each(|c| Some(c.at))
     }
 
     /// (probe seq, delivery count) of every call so far.
     pub fn deliveries(&self) -> Vec<(u64, u64)> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|c| (c.0, c.1))
-            .collect()
+        self.each(|c| Some((c.seq, c.delivered)))
     }
 
     /// (delivery count, when) of every call for probe `seq`.
     pub fn calls_for(&self, seq: u64) -> Vec<(u64, Instant)> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| c.0 == seq)
-            .map(|c| (c.1, c.2))
-            .collect()
+        self.each(|c| (c.seq == seq).then_some((c.delivered, c.at)))
+    }
+
+    /// Whether each call so far was told it was the message's last delivery.
+    pub fn last_delivery_flags(&self) -> Vec<bool> {
+        self.each(|c| Some(c.last_delivery))
     }
 }
 
@@ -208,8 +217,13 @@ impl Handler for ProbeHandler {
     ) -> Result<(), HandlerError> {
         let calls_for_seq = {
             let mut log = self.log.lock().unwrap();
-            log.push((event.message.seq, event.delivered, Instant::now()));
-            log.iter().filter(|c| c.0 == event.message.seq).count()
+            log.push(Call {
+                seq: event.message.seq,
+                delivered: event.delivered,
+                at: Instant::now(),
+                last_delivery: event.last_delivery,
+            });
+            log.iter().filter(|c| c.seq == event.message.seq).count()
         };
         let behaviour = match self.behaviour {
             Behaviour::Script(script) => match script(event.message.seq, calls_for_seq) {

@@ -319,6 +319,7 @@ async fn a_shipment_whose_first_attempt_died_after_shopify_applied_it_is_answere
         meta: EventMeta::tenant("t1"),
         message: ship.clone(),
         delivered: 1,
+        last_delivery: false,
     };
     let mut tx = h.db.pool.begin().await.unwrap();
     handler.handle(&mut tx, &envelope).await.unwrap();
