@@ -6,6 +6,19 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+/// The first runtime id of this process: a thousand ids per millisecond since 2023-11-14 at the process's first
+/// call, so a later start begins above everything an earlier one can have created (unless it created more than a
+/// thousand ids per millisecond it ran). Stays below 2^53, so JavaScript clients read the ids exactly.
+pub fn runtime_id_base() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        8_000_000_000_000 + ms.saturating_sub(1_700_000_000_000) * 1000
+    })
+}
+
 pub fn gid(kind: &str, id: u64) -> String {
     format!("gid://shopify/{kind}/{id}")
 }
@@ -372,16 +385,12 @@ pub const QUANTITY_NAMES: &[&str] = &[
 impl Store {
     pub fn new(domain: &str, plan: Plan, now: DateTime<Utc>) -> Self {
         let name = domain.split('.').next().unwrap_or(domain).replace('-', " ");
-        // Ids start in the range real shops use, derived from the domain so two shops differ.
-        let h = domain
-            .bytes()
-            .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
         let mut s = Store {
             domain: domain.to_string(),
             name,
             plan,
             currency: "USD".into(),
-            next_id: 7_000_000_000_000 + (h % 1000) * 1_000_000_000,
+            next_id: 0,
             next_order_number: 1001,
             products: BTreeMap::new(),
             variants: BTreeMap::new(),
@@ -401,6 +410,8 @@ impl Store {
             events: Vec::new(),
             product_ops: BTreeMap::new(),
         };
+        // Ids start in the range real shops use, derived from the domain so two shops differ.
+        s.next_id = 7_000_000_000_000 + s.domain_offset();
         // Every shop has a primary location and the Online Store publication.
         let loc = s.next_id();
         s.locations.insert(
@@ -434,6 +445,22 @@ impl Store {
     pub fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Moves the id counter past every id an earlier process of the simulator can have handed out for this shop.
+    /// Seeded contents keep their deterministic ids (the same store after a restart); what is created afterwards
+    /// (bulk operations, orders, subscriptions, products) gets ids unique per process start, as Shopify never
+    /// reuses an id: a restarted simulator must not hand a client an id its database already holds.
+    pub fn start_runtime_ids(&mut self) {
+        self.next_id = self.next_id.max(runtime_id_base() + self.domain_offset());
+    }
+
+    fn domain_offset(&self) -> u64 {
+        let h = self
+            .domain
+            .bytes()
+            .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+        (h % 1000) * 1_000_000_000
     }
 
     pub fn primary_location(&self) -> Option<u64> {
@@ -554,5 +581,35 @@ mod tests {
         assert_eq!(parse_gid("gid://shopify/Product/12"), Some(("Product", 12)));
         assert_eq!(parse_gid_of("gid://shopify/Product/12", "Order"), None);
         assert_eq!(cursor_id(&cursor(99)), Some(99));
+    }
+
+    #[test]
+    fn ids_created_after_the_seed_start_above_any_earlier_process_and_seeded_ids_stay_put() {
+        let now = chrono::Utc::now();
+        let seeded = |st: &mut Store| {
+            crate::seed::seed(
+                st,
+                &crate::seed::SeedRequest {
+                    products: 2,
+                    variants_per_product: 2,
+                    locations: 1,
+                    orders: 0,
+                    seed: 7,
+                },
+            );
+        };
+        let mut first = Store::new("ids.myshopify.com", Plan::Standard, now);
+        seeded(&mut first);
+        let mut again = Store::new("ids.myshopify.com", Plan::Standard, now);
+        seeded(&mut again);
+        assert_eq!(
+            first.products.keys().collect::<Vec<_>>(),
+            again.products.keys().collect::<Vec<_>>(),
+            "the same seed gives the same product ids"
+        );
+        let runtime = first.next_id();
+        assert!(runtime > runtime_id_base(), "{runtime} is not a runtime id");
+        assert!(first.products.keys().all(|id| *id < 8_000_000_000_000));
+        assert!(runtime < (1u64 << 53), "ids stay exact in JavaScript");
     }
 }

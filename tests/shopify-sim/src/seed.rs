@@ -152,6 +152,7 @@ pub fn seed(st: &mut Store, req: &SeedRequest) {
         }
     }
     seed_orders(st, req.orders, &mut rng, &locs);
+    st.start_runtime_ids();
 }
 
 /// Options and the first `n` value combinations (Size × Color × Style as needed).
