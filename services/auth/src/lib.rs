@@ -121,6 +121,7 @@ async fn build_inner(
         service.signing_key_grace(),
     ));
     keys.ensure_active().await?;
+    keys.check_decrypts().await?;
     let verifier = TokenVerifier::from_source(Arc::new(DatabaseKeys(keys.clone())))
         .with_issuer(service.issuer.clone())
         .with_leeway(std::time::Duration::from_secs(service.token_leeway_secs))

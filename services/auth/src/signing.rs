@@ -11,7 +11,10 @@ use ring::{
     rand::SystemRandom,
     signature::{Ed25519KeyPair, KeyPair},
 };
-use shopbridge_platform::auth_token::{Jwk, KeySource};
+use shopbridge_platform::{
+    auth_token::{Jwk, KeySource},
+    cli::ConfigMismatch,
+};
 use sqlx::{PgPool, Row};
 
 use crate::crypto::Encryptor;
@@ -85,6 +88,31 @@ impl SigningKeys {
             .ok_or_else(|| anyhow::anyhow!("no active signing key after creating one"))?;
         tracing::info!(%kid, "signing key created");
         Ok(kid)
+    }
+
+    /// Refuses to start when the signing key does not decrypt with the configured encryption keys (they changed
+    /// since the database was written), naming both key ids, instead of an "internal error" at the first request.
+    pub async fn check_decrypts(&self) -> anyhow::Result<()> {
+        let row =
+            sqlx::query("SELECT kid, private_key_enc FROM signing_keys WHERE retired_at IS NULL")
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else { return Ok(()) };
+        let kid: String = row.get("kid");
+        let stored: String = row.get("private_key_enc");
+        match self.encryptor.decrypt(&stored, &private_key_context(&kid)) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let key = crate::crypto::key_id_of(&stored).unwrap_or("?");
+                Err(ConfigMismatch(format!(
+                    "the active signing key {kid} in auth's database does not decrypt with the configured \
+                     encryption keys: {e}. It was encrypted with service.encryption_keys.{key}: configure the key \
+                     that wrote it (the database and its encryption keys belong together), or drop auth's database \
+                     to start afresh (its clients and channels are lost)"
+                ))
+                .into())
+            }
+        }
     }
 
     async fn active_kid(&self) -> anyhow::Result<Option<String>> {

@@ -33,6 +33,12 @@ pub enum ServiceCommand {
     PrintDefaults,
 }
 
+/// A start refused because the configuration does not fit the service's stored state (e.g. auth's encryption keys
+/// do not decrypt what its database holds): the binary exits 78 (EX_CONFIG), like an invalid setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigMismatch(pub String);
+
 /// The whole `main` of a service binary.
 pub fn run<S, F, Fut>(spec: &'static ServiceSpec, build: F) -> ExitCode
 where
@@ -99,7 +105,11 @@ where
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "{} failed", spec.binary);
             eprintln!("{}: {e:#}", spec.binary);
-            ExitCode::FAILURE
+            if e.downcast_ref::<ConfigMismatch>().is_some() {
+                ExitCode::from(78) // EX_CONFIG
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

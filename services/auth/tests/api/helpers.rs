@@ -253,6 +253,24 @@ impl TestApp {
         }
     }
 
+    /// Stops the service and tries to start it again on the same database with other settings: the start's error.
+    pub async fn restart_refused_with(self, env: Vec<(String, String)>) -> anyhow::Error {
+        self.cancel.cancel();
+        self.handle.await.unwrap().unwrap();
+        let env_refs: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let settings: Settings = service_settings::<ServiceSettings>(
+            &SPEC,
+            &self.db.url,
+            &self.nats.namespace,
+            &env_refs,
+        );
+        match shopbridge_auth::build_with(settings, self.shopify.clone()).await {
+            Ok(_) => panic!("auth started with settings it should refuse"),
+            Err(e) => e,
+        }
+    }
+
     /// Stops the service and starts it again on the same database and namespace with other settings.
     pub async fn restart_with(self, env: Vec<(String, String)>) -> Self {
         self.cancel.cancel();

@@ -101,6 +101,29 @@ async fn the_stored_token_column_holds_no_plaintext() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_with_an_encryption_key_that_does_not_decrypt_the_signing_key_is_refused_naming_both_keys()
+ {
+    let app = TestApp::spawn().await;
+    let kid: String = sqlx::query_scalar("SELECT kid FROM signing_keys WHERE retired_at IS NULL")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    // The same key id with other key material: what a purge of the secrets without the database leaves.
+    let error = app
+        .restart_refused_with(env_with_keys(&[("k1", K2)], "k1"))
+        .await;
+    let message = format!("{error:#}");
+    assert!(
+        error
+            .downcast_ref::<shopbridge_platform::cli::ConfigMismatch>()
+            .is_some(),
+        "not a configuration mismatch (exit 78): {message}"
+    );
+    assert!(message.contains(&kid), "{message}");
+    assert!(message.contains("service.encryption_keys.k1"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_encryption_key_rotation_old_values_decrypt_and_new_writes_use_the_new_key() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin("tenant-a").await;
