@@ -7,6 +7,7 @@ pub mod access;
 pub mod budget;
 pub mod bulk_mutation;
 pub mod catalog_writes;
+pub mod channel_webhooks;
 pub mod commands;
 pub mod credentials;
 pub mod documents;
@@ -96,6 +97,10 @@ impl From<&BudgetSection> for budget::BudgetSettings {
 pub struct WebhookSettings {
     pub client_secret: SecretString,
     pub previous_client_secret: SecretString,
+    /// Where Shopify delivers this deployment's webhooks; empty: channels get no subscriptions.
+    pub callback_url: String,
+    /// Topics subscribed for every channel that becomes active.
+    pub topics: Vec<String>,
 }
 
 pub type Settings = shopbridge_platform::config::Settings<ServiceSettings>;
@@ -135,8 +140,39 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         );
     } else {
         parts = command_consumers(&runtime, &settings, executor, parts)?;
+        parts = channel_webhooks_consumer(&runtime, hooks, parts);
     }
     Ok(Application::new(runtime, parts))
+}
+
+/// Registers the configured webhooks of every channel that becomes active (consumer `gateway-channels`).
+fn channel_webhooks_consumer(
+    runtime: &Runtime,
+    hooks: &WebhookSettings,
+    parts: ServiceParts,
+) -> ServiceParts {
+    if hooks.callback_url.trim().is_empty() {
+        tracing::warn!(
+            "service.webhooks.callback_url is empty: connected stores get no webhook subscriptions \
+             (app/uninstalled will not disconnect their channels)"
+        );
+        return parts;
+    }
+    let runner = shopbridge_platform::bus::ConsumerRunner::new(
+        runtime.pool.clone(),
+        runtime.js.clone(),
+        runtime.namespace.clone(),
+        "EVENTS",
+        "gateway-channels",
+        channel_webhooks::ChannelWebhooks {
+            subscriptions: channel_webhooks::Subscriptions {
+                callback_url: hooks.callback_url.trim().to_string(),
+                topics: hooks.topics.clone(),
+            },
+        },
+        runtime.consumer.clone(),
+    );
+    parts.task("channels-consumer", move |cancel| runner.run(cancel))
 }
 
 /// `ShopifyAccessService` for auth, behind tokens verified with auth's keys (refreshed in the background).

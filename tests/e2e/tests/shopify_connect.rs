@@ -25,7 +25,7 @@ use shopbridge_proto::{
     gateway as pb,
 };
 use shopify_sim::{SimClient, SimConfig, SimHandle, Simulator};
-use sqlx::types::{JsonValue, Uuid};
+use sqlx::types::Uuid;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
 
@@ -73,7 +73,8 @@ impl Stack {
         let app = sim.config().clone();
         let nats = TestNats::new().await;
         let cancel = CancellationToken::new();
-        let (auth_http_port, gateway_grpc_port) = (free_port(), free_port());
+        let (auth_http_port, gateway_grpc_port, gateway_http_port) =
+            (free_port(), free_port(), free_port());
         let sim_port = sim.addr().port().to_string();
 
         let auth_db = TestDb::new(&shopbridge_auth::MIGRATOR).await;
@@ -108,6 +109,8 @@ impl Stack {
 
         let gateway_db = TestDb::empty().await;
         let gateway_grpc = format!("127.0.0.1:{gateway_grpc_port}");
+        let gateway_http = format!("127.0.0.1:{gateway_http_port}");
+        let webhooks_url = format!("http://{gateway_http}/shopify/webhooks");
         let connect_to = sim.addr().to_string();
         let identity_secret = gateway_identity.client_secret.expose_secret().to_string();
         let jwks = format!("http://{auth_http}/.well-known/jwks.json");
@@ -117,6 +120,8 @@ impl Stack {
             &nats.namespace,
             &[
                 ("SHOPBRIDGE__GRPC__LISTEN", &gateway_grpc),
+                ("SHOPBRIDGE__HTTP__LISTEN", &gateway_http),
+                ("SHOPBRIDGE__SERVICE__WEBHOOKS__CALLBACK_URL", &webhooks_url),
                 ("SHOPBRIDGE__SERVICE__AUTH__URL", &auth_grpc),
                 (
                     "SHOPBRIDGE__SERVICE__AUTH__CLIENT_ID",
@@ -452,25 +457,23 @@ async fn oauth_against_the_simulator_activates_the_channel_and_an_uninstall_disc
     );
     assert_eq!(stack.stored_tokens(&short.channel_id).await, (None, None));
 
+    // Connecting registered the store's app/uninstalled subscription through the gateway, with no step of ours.
+    let webhooks_url = format!("http://{}/shopify/webhooks", stack.gateway_http);
+    eventually("the gateway subscribed app/uninstalled", || async {
+        stack
+            .sim_client
+            .read(shop, "webhook-subscriptions")
+            .await
+            .is_ok_and(|subs| {
+                subs.as_array().is_some_and(|subs| {
+                    subs.iter().any(|s| {
+                        s["topic"] == "APP_UNINSTALLED" && s["uri"] == webhooks_url.as_str()
+                    })
+                })
+            })
+    })
+    .await;
     // app/uninstalled, delivered twice by the store to the gateway's webhook: disconnected once, one event.
-    let mut variables = JsonValue::Object(Default::default());
-    variables["u"] = JsonValue::String(format!("http://{}/shopify/webhooks", stack.gateway_http));
-    let (status, body) = stack
-        .sim_client
-        .graphql(
-            shop,
-            &access,
-            "mutation S($u: String!) { webhookSubscriptionCreate(topic: APP_UNINSTALLED, \
-             webhookSubscription: {uri: $u}) { userErrors { message } } }",
-            variables,
-        )
-        .await
-        .unwrap();
-    let errors = &body["data"]["webhookSubscriptionCreate"]["userErrors"];
-    assert!(
-        status == 200 && errors.as_array().is_some_and(Vec::is_empty),
-        "{body}"
-    );
     let uninstall = format!("http://{}/_sim/shops/{shop}/uninstall", stack.sim.addr());
     let http = reqwest::Client::new();
     for _ in 0..2 {

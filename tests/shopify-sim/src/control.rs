@@ -204,6 +204,32 @@ pub async fn webhooks(State(sim): State<AppState>, Path(domain): Path<String>) -
     )
 }
 
+/// The shop's webhook subscriptions as an app sees them (`webhookSubscriptions`): `id topic uri format`.
+pub async fn webhook_subscriptions(
+    State(sim): State<AppState>,
+    Path(domain): Path<String>,
+) -> Response {
+    let Some(shop) = sim.shop(&domain) else {
+        return not_found(&domain);
+    };
+    let subs: Vec<Value> = shop
+        .store
+        .lock()
+        .unwrap()
+        .webhook_subs
+        .values()
+        .map(|s| {
+            json!({
+                "id": gid("WebhookSubscription", s.id),
+                "topic": s.topic,
+                "uri": s.uri,
+                "format": s.format,
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(subs))
+}
+
 #[derive(Deserialize)]
 pub struct NewOrder {
     /// Each line: `variant_id` (GID) or `sku`, and `quantity`.

@@ -46,6 +46,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
             get(crate::control::webhooks),
         )
         .route(
+            "/_sim/shops/{domain}/webhook-subscriptions",
+            get(crate::control::webhook_subscriptions),
+        )
+        .route(
             "/_sim/shops/{domain}/uninstall",
             post(crate::control::uninstall),
         )
