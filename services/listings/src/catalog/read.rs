@@ -204,7 +204,9 @@ macro_rules! list_where {
     };
 }
 
-/// A page of listing ids after `after` (keyset on the time-ordered id) and how many match in all.
+/// A page of listing ids after `after` and how many match in all. Listings come by title (ties by id), so a person
+/// reads them in an order that means something and that does not change with the order an import created them in;
+/// the keyset is the (title, id) of the listing `after`.
 pub async fn page(
     db: &mut PgConnection,
     tenant: Uuid,
@@ -225,7 +227,9 @@ pub async fn page(
     let ids: Vec<Uuid> = bind(sqlx::query(concat!(
         "SELECT l.id FROM listings l ",
         list_where!(),
-        " AND ($8::uuid IS NULL OR l.id > $8) ORDER BY l.id LIMIT $9"
+        " AND ($8::uuid IS NULL OR (l.title, l.id) > \
+           (SELECT a.title, a.id FROM listings a WHERE a.tenant_id = $1 AND a.id = $8)) \
+         ORDER BY l.title, l.id LIMIT $9"
     )))
     .bind(after)
     .bind(limit)
