@@ -48,12 +48,13 @@ def load_values_file(path: Path) -> dict[str, Any]:
         return yaml.safe_load(f) or {}
 
 
-def render(values: dict[str, Any] | None = None, chart_dir: Path = CHART) -> dict[str, str]:
-    """Render the chart as `helm install` would (values checked against values.schema.json first)."""
+def render(values: dict[str, Any] | None = None, chart_dir: Path = CHART, name: str = RELEASE,
+           namespace: str = NAMESPACE) -> dict[str, str]:
+    """Render the chart as `helm install --name NAME` would (values checked against values.schema.json first)."""
     import helm_python as helm
 
     with helm.Chart.load(str(chart_dir)) as chart:
-        return chart.render(copy.deepcopy(values or {}), name=RELEASE, namespace=NAMESPACE, is_install=True)
+        return chart.render(copy.deepcopy(values or {}), name=name, namespace=namespace, is_install=True)
 
 
 def objects(rendered: dict[str, str]) -> list[dict[str, Any]]:
