@@ -1,5 +1,5 @@
 """The services find each other under any release name: every in-cluster URL of every rendered config names a Service
-of the release and one of its ports.
+of the release and one of its ports, and NOTES.txt names the objects the release has.
 
 Rendered under several release names (with and without the chart name in them, with fullnameOverride and
 nameOverride), other ports, and the chart's value files: a URL that assumes the release name "shopbridge" or the
@@ -9,13 +9,16 @@ services' local development ports (auth's HTTP 8081, the gateway's gRPC 50054) f
 from __future__ import annotations
 
 import itertools
+import re
+import shlex
 import tomllib
+from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import EXAMPLES, NAMESPACE, by_kind, load_values_file, objects, render
+from conftest import EXAMPLES, NAMESPACE, ROOT, by_kind, load_values_file, objects, pod_spec, render
 
 # release name -> values that change how objects are named.
 RELEASES: dict[str, dict[str, Any]] = {
@@ -223,3 +226,128 @@ def test_the_checker_finds_a_url_that_assumes_the_release_name_or_a_local_port()
     assert service_in_namespace("x.shopbridge.svc", "shopbridge") == "x"
     assert service_in_namespace("x.other.svc", "shopbridge") is None
     assert service_in_namespace("x", "shopbridge") == "x"
+
+
+# --- NOTES.txt: commands that work as written ----------------------------------------------------------------------
+
+
+def long_flags(body: str) -> set[str]:
+    """The `--flags` of the fields in a clap struct or variant body: fields under an #[arg(long ...)] attribute."""
+    flags, attrs = set(), ""
+    for line in body.splitlines():
+        line = line.strip()
+        if line.startswith("//"):
+            continue
+        if m := re.match(r"(?:pub\s+)?([a-z_]+):", line):
+            if re.search(r"#\[arg\([^]]*\blong\b", attrs):
+                flags.add("--" + m.group(1).replace("_", "-"))
+            attrs = ""
+        else:
+            attrs += " " + line
+    return flags
+
+
+def subcommands(path: Path, enum: str) -> dict[str, set[str]]:
+    """A clap Subcommand enum's subcommands (kebab-case variant names) with their long flags."""
+    text = path.read_text(encoding="utf-8")
+    body = text[text.index(f"enum {enum}"):]
+    body = body[:body.index("\n}\n")]
+    out: dict[str, set[str]] = {}
+    for m in re.finditer(r"^ {4}([A-Z][A-Za-z]+)\b(\s*\{(.*?)^ {4}\},|[,(])", body, re.M | re.S):
+        out[re.sub(r"(?<!^)([A-Z])", r"-\1", m.group(1)).lower()] = long_flags(m.group(3) or "")
+    return out
+
+
+def struct_flags(path: Path, struct: str) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    body = text[text.index(f"pub struct {struct}"):]
+    return long_flags(body[:body.index("\n}\n")])
+
+
+AUTH_MAIN = ROOT / "services" / "auth" / "src" / "main.rs"
+CLI = ROOT / "cli" / "src" / "cli.rs"
+
+
+def commands(notes: str) -> list[list[str]]:
+    """The indented command lines of NOTES.txt, continuation lines joined, split as a shell would (without the
+    redirection of standard input)."""
+    lines = notes.replace("\\\n", " ").splitlines()
+    return [shlex.split(line.split(" < ")[0]) for line in lines if re.match(r"^ {5}(kubectl|shopbridge|helm) ", line)]
+
+
+def test_the_source_parsers_find_the_operator_commands_and_cli_flags() -> None:
+    auth = subcommands(AUTH_MAIN, "AuthCommand")
+    assert auth["bootstrap-admin"] == {"--tenant"} and auth["bootstrap-gateway"] == set(), auth
+    channels = subcommands(CLI, "ChannelsCommand")
+    assert channels["connect-token"] == {"--shop", "--token-stdin", "--token", "--scopes"}, channels
+    assert channels["add"] == set() and channels["connect-oauth"] == {"--shop"}, channels
+    assert {"--auth-url", "--listings-url", "--scheduler-url", "--client-id", "--client-secret-stdin"} <= \
+        struct_flags(CLI, "ConfigureArgs")
+
+
+def secret_of(deployment: dict[str, Any], env: str) -> tuple[str, str]:
+    (container,) = pod_spec(deployment)["containers"]
+    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == env]
+    return ref["name"], ref["key"]
+
+
+@pytest.mark.parametrize("release,values_file", [(r, v) for r in sorted(RELEASES) for v in ("ingress", "defaults")])
+def test_notes_commands_name_the_releases_objects_and_real_commands(release: str, values_file: str) -> None:
+    out = rendered(release, values_file)
+    objs = objects(out)
+    notes = out["shopbridge/templates/NOTES.txt"]
+    deployments, services = by_kind(objs, "Deployment"), by_kind(objs, "Service")
+    auth = subcommands(AUTH_MAIN, "AuthCommand")
+    channels = subcommands(CLI, "ChannelsCommand")
+    forwards: dict[str, int] = {}
+    seen = set()
+    for argv in commands(notes):
+        if argv[0] == "kubectl":
+            assert argv[1:3] == ["-n", NAMESPACE], argv
+            verb, *rest = argv[3:]
+            if verb == "rollout":
+                assert rest[0] == "status" and rest[1].removeprefix("deployment/") in deployments, argv
+            elif verb == "exec":
+                name = rest[0].removeprefix("deployment/")
+                binary, sub, *args = argv[argv.index("--") + 1:]
+                (container,) = pod_spec(deployments[name])["containers"]
+                assert container["command"] == [binary] and binary == "shopbridge-auth", argv
+                assert sub in auth, f"{sub}: not a subcommand of {binary} ({sorted(auth)})"
+                assert {a for a in args if a.startswith("--")} == auth[sub], argv
+                seen.add(sub)
+            elif verb == "port-forward":
+                name = rest[0].removeprefix("service/")
+                local, remote = rest[1].split(":")
+                assert int(remote) in {p["port"] for p in services[name]["spec"]["ports"]}, argv
+                forwards[services[name]["metadata"]["labels"]["app.kubernetes.io/component"]] = int(local)
+            elif verb == "patch":
+                gateway = [d for n, d in deployments.items() if n.endswith("-gateway")][0]
+                secret, key = secret_of(gateway, "SHOPBRIDGE__SERVICE__AUTH__CLIENT_SECRET")
+                assert rest[:2] == ["secret", secret] and f'"{key}"' in rest[-1], argv
+                seen.add("patch")
+            else:
+                pytest.fail(f"unexpected command {argv}")
+        elif argv[0] == "shopbridge" and argv[1] == "configure":
+            urls = {a: argv[i + 1] for i, a in enumerate(argv) if a.endswith("-url")}
+            assert urls == {f"--{s}-url": f"http://127.0.0.1:{forwards[s]}" for s in ("auth", "listings", "scheduler")}
+            assert {a for a in argv if a.startswith("--")} <= struct_flags(CLI, "ConfigureArgs"), argv
+            seen.add("configure")
+        elif argv[0] == "shopbridge" and argv[1] == "channels":
+            assert argv[2] in channels and {a for a in argv if a.startswith("--")} <= channels[argv[2]], argv
+            seen.add(argv[2])
+        elif argv[0] == "helm":
+            assert argv[1:3] == ["upgrade", release_name(release)] and "--reuse-values" in argv, argv
+        else:
+            pytest.fail(f"unexpected command {argv}")
+    assert {"bootstrap-admin", "bootstrap-gateway", "patch", "configure", "add"} <= seen, seen
+    assert set(forwards) == {"auth", "listings", "scheduler"}
+
+
+def test_notes_say_when_the_gateway_has_its_identity_and_where_webhooks_go() -> None:
+    notes = render({"services": {"gateway": {"config": {"service": {"auth": {"client_id": "gw"}}}}}},
+                   name="acme")["shopbridge/templates/NOTES.txt"]
+    assert "bootstrap-gateway" not in notes and 'client_id is "gw"' in notes
+    notes = rendered("acme", "ingress")["shopbridge/templates/NOTES.txt"]
+    assert "app/uninstalled at https://hooks.acme.example/shopify/webhooks" in notes
+    notes = rendered("acme", "defaults")["shopbridge/templates/NOTES.txt"]
+    assert "No webhook subscriptions are registered" in notes
