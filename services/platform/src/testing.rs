@@ -1,6 +1,6 @@
-//! Test support: every test gets a fresh database (the service's migrations applied, dropped afterwards) and a fresh
-//! NATS namespace (the whole topology applied under a unique prefix), so the suite runs in parallel against one NATS
-//! and one PostgreSQL. The servers come from `DATABASE_URL` / `NATS_URL`, defaulting to `make infra`'s.
+//! Test support: every test gets a fresh database (the platform's and the service's migrations applied, dropped
+//! afterwards) and a fresh NATS namespace (the whole topology applied under a unique prefix), so the suite runs in
+//! parallel against one NATS and one PostgreSQL. The servers come from `DATABASE_URL` / `NATS_URL`, defaulting to `make infra`'s.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -50,10 +50,23 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// A fresh database with `migrator` applied.
+    /// A fresh database with the platform's migrations (the bus tables), then `migrator`, applied as the service's
+    /// `migrate` command would.
     pub async fn new(migrator: &Migrator) -> Self {
         let db = Self::empty().await;
-        migrator.run(&db.pool).await.expect("migrate test database");
+        crate::db::migrate(&db.pool, migrator)
+            .await
+            .expect("migrate test database");
+        db
+    }
+
+    /// A fresh database with the platform's migrations alone: the bus tables, no service's.
+    pub async fn with_bus_tables() -> Self {
+        let db = Self::empty().await;
+        crate::db::platform_migrator()
+            .run(&db.pool)
+            .await
+            .expect("migrate test database");
         db
     }
 
