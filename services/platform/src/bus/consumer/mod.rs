@@ -1,0 +1,288 @@
+//! The consumer runner: a durable pull consumer declared by the topology, explicit acks, bounded concurrency, progress
+//! acks while a handler runs long, redelivery with backoff, and a dead-letter table for what cannot be handled.
+//! The handler's effect and the inbox row commit together, so redelivery never applies an effect twice.
+//!
+//! A handler may also hand a message back for later ([`HandlerError::Defer`]): its capacity for that kind of message
+//! is taken (the gateway: a shop already has its limit of commands running), and the consumer's slots should go to
+//! other messages meanwhile. Such a message is *parked* in this process, not NAKed: JetStream counts every delivery,
+//! NAKs included, toward the consumer's `max_deliver`, so a command deferred a few dozen times behind its shop's
+//! backlog would exhaust it and be dead-lettered (or, past `max_deliver`, never be delivered again) without ever
+//! failing. A parked message stays delivered-and-unacknowledged, holds no slot and no database connection, and is
+//! tried again after its delay ahead of newly pulled messages. So `max_deliver` keeps counting failures only.
+//!
+//! Each parked message has a task of its own (the *park task*) that holds it until a slot has taken it back: it sends
+//! progress acks while the message waits out its delay, and goes on sending them after handing it back, while it
+//! waits in the hand-back channel for a free slot (every slot may be busy with long handlers for longer than
+//! `ack_wait`; without them JetStream would redeliver it, a spurious delivery counted toward `max_deliver`). A handed
+//! back message is claimed exactly once, by the slot that takes it or, if the consumer stops first, by its park task.
+//! When the consumer stops, it ends its pull at once (so that JetStream does not redeliver the NAKed messages to this
+//! consumer, which would drop them), then NAKs its parked messages, those waiting in the hand-back channel included,
+//! while its slots finish what they are handling: whoever consumes next gets them without waiting out `ack_wait`
+//! (after a crash they come back after `ack_wait`, like any message in hand). [`ConsumerRunner::run`] returns only
+//! once the park tasks have sent their NAKs and they are flushed to the server.
+//!
+//! Parking is bounded ([`PARKED_PER_SLOT`] per slot): at the bound the consumer pulls no new messages until some
+//! parked message has been handled, so memory stays bounded and parked messages come back on time. Fairness therefore
+//! reaches as far as that bound: a message behind more deferred messages than that waits until enough of them have
+//! run.
+
+use std::{
+    future::Future,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use futures::{StreamExt, stream::PollNext};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio_util::sync::CancellationToken;
+
+mod apply;
+mod outcome;
+mod parking;
+mod prepared;
+
+use parking::{HandedBack, Parking};
+
+use super::{
+    envelope::{Decode, Envelope},
+    names::Namespace,
+};
+use crate::config::ConsumerSettings;
+
+/// Why a handler did not apply a message.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth another try (a dependency is down, a conflict): redelivered with backoff until `max_deliver`.
+    #[error("{0:#}")]
+    Retry(anyhow::Error),
+    /// Will never succeed (invalid content): dead-lettered at once.
+    #[error("{0:#}")]
+    Reject(anyhow::Error),
+    /// Not now: the handler has no capacity for this message at the moment (not a failure). The message's writes
+    /// and inbox row are undone and it is tried again after about this delay; it does not count as a delivery
+    /// toward `max_deliver` (see the module documentation).
+    #[error("deferred for {0:?}")]
+    Defer(Duration),
+}
+
+/// Messages a consumer keeps parked per slot of its concurrency (deferred messages waiting out their delay).
+pub const PARKED_PER_SLOT: usize = 16;
+
+/// Applies one message inside the transaction that also records it in the inbox.
+pub trait Handler: Send + Sync + 'static {
+    type Message: Decode + Sync;
+
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a Envelope<Self::Message>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+
+    /// Checked before the message's transaction begins: `Some(delay)` defers the message as
+    /// [`HandlerError::Defer`] would, without touching the database (cheap re-checks of parked messages). A hint:
+    /// `handle` must still defer (or wait) itself when it finds no capacity, since another message may take it
+    /// between the two.
+    fn defer_hint(&self, _event: &Envelope<Self::Message>) -> Option<Duration> {
+        None
+    }
+}
+
+/// One handler shared by several consumers (the gateway's partitions share one executor, so one budget per shop).
+impl<H: Handler> Handler for Arc<H> {
+    type Message = H::Message;
+
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a Envelope<Self::Message>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        H::handle(self, tx, event)
+    }
+
+    fn defer_hint(&self, event: &Envelope<Self::Message>) -> Option<Duration> {
+        H::defer_hint(self, event)
+    }
+}
+
+/// Runs one durable consumer of the topology with a handler.
+pub struct ConsumerRunner<H> {
+    pool: PgPool,
+    js: jetstream::Context,
+    namespace: Namespace,
+    stream: String,
+    durable: String,
+    handler: Arc<H>,
+    settings: ConsumerSettings,
+}
+
+/// What a consumer slot works on: pulled messages, a parked message whose delay has passed, or the end of the pull.
+enum Work<M> {
+    Pulled(Vec<Result<jetstream::Message, jetstream::consumer::pull::MessagesError>>),
+    Parked(Arc<HandedBack<M>>),
+    PullEnded,
+}
+
+impl<H: Handler> ConsumerRunner<H> {
+    /// `stream` and `durable` are the names in the topology file (without namespace).
+    pub fn new(
+        pool: PgPool,
+        js: jetstream::Context,
+        namespace: Namespace,
+        stream: &str,
+        durable: &str,
+        handler: H,
+        settings: ConsumerSettings,
+    ) -> Self {
+        Self {
+            pool,
+            js,
+            namespace,
+            stream: stream.to_string(),
+            durable: durable.to_string(),
+            handler: Arc::new(handler),
+            settings,
+        }
+    }
+
+    /// Consumes until `cancel`; messages being handled then are finished, the rest go back to JetStream.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let stream_name = self.namespace.resource(&self.stream);
+        let durable = self.namespace.resource(&self.durable);
+        let mut consumer: PullConsumer = self
+            .js
+            .get_stream(&stream_name)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("stream {stream_name} is missing (apply the NATS topology): {e}")
+            })?
+            .get_consumer(&durable)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("consumer {durable} is missing (apply the NATS topology): {e}")
+            })?;
+        let info = consumer.info().await?.config.clone();
+        let max_deliver = info.max_deliver;
+        let progress_every = (info.ack_wait / 3).max(Duration::from_millis(100));
+        let concurrency = self.settings.concurrency.max(1);
+
+        let batch_size = self.settings.batch_size.max(1);
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(concurrency * batch_size)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await?;
+        tracing::info!(consumer = %durable, stream = %stream_name, concurrency, batch_size, "consumer started");
+        let stop = cancel.child_token();
+        let (back, parked_rx) = tokio::sync::mpsc::unbounded_channel();
+        let parking_limit = concurrency * PARKED_PER_SLOT;
+        let parking = Parking::new(back);
+        // The pull is ended (its subscription dropped) as soon as the consumer stops, not when the slots are done:
+        // its outstanding pull requests would otherwise get the messages NAKed at the stop redelivered to this very
+        // consumer, which takes no more and drops them, so they would come back only after `ack_wait`.
+        let pull = Arc::new(std::sync::Mutex::new(Some(Box::pin(messages))));
+        let pulled = Box::pin(
+            futures::stream::poll_fn({
+                let pull = pull.clone();
+                move |cx| match pull
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_mut()
+                {
+                    Some(messages) => messages.poll_next_unpin(cx),
+                    None => std::task::Poll::Ready(None),
+                }
+            })
+            .take_until(cancel.clone().cancelled_owned())
+            .ready_chunks(batch_size),
+        );
+        // At the parking bound nothing new is pulled until a parked message has been taken back by a slot.
+        let gated = futures::stream::unfold(
+            (pulled, parking.parked.clone(), parking.unparked.clone()),
+            move |(mut pulled, parked, unparked)| async move {
+                loop {
+                    let taken = unparked.notified();
+                    if parked.load(Ordering::Relaxed) < parking_limit {
+                        break;
+                    }
+                    taken.await;
+                }
+                let next = pulled.next().await?;
+                Some((next, (pulled, parked, unparked)))
+            },
+        );
+        let pulled = gated
+            .map(Work::Pulled)
+            .chain(futures::stream::once(async { Work::PullEnded }));
+        let unparked =
+            tokio_stream::wrappers::UnboundedReceiverStream::new(parked_rx).map(Work::Parked);
+        // Parked messages whose delay has passed go before newly pulled ones: they were pulled earlier.
+        let work =
+            futures::stream::select_with_strategy(unparked, pulled, |_: &mut ()| PollNext::Left)
+                .take_until(stop.clone().cancelled_owned());
+        let this = &self;
+        let parking = &parking;
+        let stop = &stop;
+        let stopping = async {
+            stop.cancelled().await;
+            drop(
+                pull.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take(),
+            );
+            // Only now (the unsubscription goes out before the NAKs, on the same connection) may parked messages be
+            // given back.
+            parking.stop.cancel();
+        };
+        let slots = work.for_each_concurrent(concurrency, |work| async move {
+            let batch = match work {
+                Work::Pulled(pulled) => {
+                    let mut batch = Vec::with_capacity(pulled.len());
+                    for message in pulled {
+                        match message {
+                            Ok(message) => batch.push(this.prepare(message, max_deliver)),
+                            Err(e) => tracing::warn!(consumer = %this.durable, error = %e, "pull failed; continuing"),
+                        }
+                    }
+                    batch
+                }
+                Work::Parked(handed) => {
+                    // None: the consumer is stopping and the park task has NAKed it already.
+                    let Some(prepared) = handed.claim() else {
+                        return;
+                    };
+                    parking.parked.fetch_sub(1, Ordering::Relaxed);
+                    parking.unparked.notify_one();
+                    vec![*prepared]
+                }
+                Work::PullEnded => {
+                    stop.cancel();
+                    return;
+                }
+            };
+            this.process(batch, progress_every, parking).await;
+        });
+        let slots = async {
+            slots.await;
+            stop.cancel();
+        };
+        tokio::join!(slots, stopping);
+        // The slots are done, so nothing more gets parked; the park tasks NAK what they hold (parked or waiting in the
+        // hand-back channel). Wait for them, then flush, so the NAKs reach the server before the process may exit.
+        parking.tasks.close();
+        parking.tasks.wait().await;
+        match tokio::time::timeout(Duration::from_secs(5), self.js.client().flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(consumer = %durable, error = %e, "could not flush the last acknowledgements")
+            }
+            Err(_) => {
+                tracing::warn!(consumer = %durable, "flushing the last acknowledgements timed out")
+            }
+        }
+        tracing::info!(consumer = %durable, "consumer stopped");
+        Ok(())
+    }
+}
