@@ -89,12 +89,10 @@ async fn service_history(pool: &PgPool) -> anyhow::Result<Vec<(i64, String)>> {
     if !exists {
         return Ok(Vec::new());
     }
-    sqlx::query_as(
-        "SELECT version, encode(checksum, 'hex') FROM _sqlx_migrations ORDER BY version",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
+    sqlx::query_as("SELECT version, encode(checksum, 'hex') FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
 }
 
 /// Refuses to serve on a schema older than the binary: in Kubernetes the migration job runs before the rollout.

@@ -223,7 +223,8 @@ async fn a_history_with_a_version_the_binary_does_not_know_is_still_refused() {
         .unwrap();
     let err = db::migrate(&db.pool, &LISTINGS).await.unwrap_err();
     assert!(
-        err.to_string().contains("migration 99 was previously applied"),
+        err.to_string()
+            .contains("migration 99 was previously applied"),
         "{err}"
     );
     db.drop_db().await;
