@@ -36,7 +36,7 @@ pub struct Settings<S> {
     pub database: DatabaseSettings,
     pub nats: NatsSettings,
     pub telemetry: TelemetrySettings,
-    pub outbox: OutboxSettings,
+    pub outbox: OutboxSection,
     pub consumer: ConsumerSettings,
     pub service: S,
 }
@@ -80,8 +80,36 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: String,
 }
 
+/// The `[outbox]` section: the relay's pacing ([`OutboxSettings`]) and the outbox's size limits ([`OutboxLimits`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct OutboxSection {
+    pub poll_interval_ms: u64,
+    pub batch_size: u32,
+    pub batch_max_bytes: usize,
+    pub max_payload_bytes: usize,
+    pub retention_hours: u64,
+}
+
+impl OutboxSection {
+    pub fn relay(&self) -> OutboxSettings {
+        OutboxSettings {
+            poll_interval_ms: self.poll_interval_ms,
+            batch_size: self.batch_size,
+            retention_hours: self.retention_hours,
+        }
+    }
+
+    pub fn limits(&self) -> OutboxLimits {
+        OutboxLimits {
+            batch_max_bytes: self.batch_max_bytes,
+            max_payload_bytes: self.max_payload_bytes,
+        }
+    }
+}
+
+/// How often the relay polls, how many rows a batch holds at most, how long sent rows are kept.
+#[derive(Debug, Clone)]
 pub struct OutboxSettings {
     pub poll_interval_ms: u64,
     pub batch_size: u32,
@@ -91,6 +119,24 @@ pub struct OutboxSettings {
 impl OutboxSettings {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+/// The outbox's sizes: the payload bytes one relay batch loads at most (a batch always holds at least one row), and
+/// the largest payload [`crate::bus::outbox::enqueue`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    pub batch_max_bytes: usize,
+    pub max_payload_bytes: usize,
+}
+
+impl Default for OutboxLimits {
+    /// The values in every service's `default.toml`.
+    fn default() -> Self {
+        Self {
+            batch_max_bytes: 4 * 1024 * 1024,
+            max_payload_bytes: 900 * 1024,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     bus::{Namespace, Relay},
-    config::{ConsumerSettings, OutboxSettings, Settings},
+    config::{ConsumerSettings, OutboxLimits, OutboxSettings, Settings},
     grpc::GrpcParts,
     http::Readiness,
 };
@@ -82,6 +82,7 @@ pub struct Runtime {
     pub js: jetstream::Context,
     pub namespace: Namespace,
     pub outbox: OutboxSettings,
+    pub outbox_limits: OutboxLimits,
     pub consumer: ConsumerSettings,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
@@ -109,6 +110,7 @@ impl Runtime {
         } else {
             crate::db::ensure_migrated(&pool, spec.migrator).await?;
         }
+        crate::bus::outbox::set_max_payload_bytes(settings.outbox.max_payload_bytes);
         let nats = crate::bus::connect(&settings.nats, spec.binary).await?;
         let js = jetstream::new(nats.clone());
         let namespace = Namespace::new(&settings.nats.namespace)?;
@@ -118,7 +120,8 @@ impl Runtime {
             nats,
             js,
             namespace,
-            outbox: settings.outbox.clone(),
+            outbox: settings.outbox.relay(),
+            outbox_limits: settings.outbox.limits(),
             consumer: settings.consumer.clone(),
             grpc_listener,
             http_listener,
@@ -132,6 +135,7 @@ impl Runtime {
             self.namespace.clone(),
             self.outbox.clone(),
         )
+        .with_limits(self.outbox_limits)
     }
 }
 

@@ -3,3 +3,4 @@
 //! Each test has its own database and NATS namespace.
 
 mod migrations;
+mod relay;
