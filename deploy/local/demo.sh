@@ -41,7 +41,9 @@ cli configure --auth-url "http://127.0.0.1:$AUTH_GRPC" --scheduler-url "http://1
     --client-secret-stdin <"$STATE/admin-client-secret"
 
 step "Create a Shopify channel"
-if channel="$(cli channels show "$CHANNEL_NAME" -o json 2>/dev/null | json 'd["channel_id"]')"; then
+# `channels show` fails for a channel that does not exist yet: that is the first demo, not an error.
+if shown="$(cli channels show "$CHANNEL_NAME" -o json 2>/dev/null)" && [[ -n $shown ]]; then
+    channel="$(json 'd["channel_id"]' <<<"$shown")"
     echo "channel '$CHANNEL_NAME' exists already ($channel): connecting it again"
 else
     channel="$(cli channels add "$CHANNEL_NAME" -o json | json 'd["channel_id"]')"
@@ -55,6 +57,20 @@ echo "authorize URL: $url"
 page="$(curl -fsS -L --max-redirs 3 --resolve "$SHOP:$SIM_PORT:127.0.0.1" "$url")" || die "the OAuth callback failed; see .local/system/logs/auth.log"
 grep -o 'Success![^<]*' <<<"$page" || die "the callback did not confirm the connection: $page"
 cli channels show "$channel"
+
+step "Webhooks: the active channel's store now delivers app/uninstalled to shopify-gateway"
+# The gateway registers them (RegisterWebhooks on its own queue) when auth reports the channel active.
+subs_url="http://127.0.0.1:$SIM_PORT/_sim/shops/$SHOP/webhook-subscriptions"
+subs=""
+for _ in $(seq 1 150); do
+    subs="$(curl -fs "$subs_url" 2>/dev/null || true)"
+    grep -q APP_UNINSTALLED <<<"$subs" && break
+    sleep 0.2
+done
+grep -q APP_UNINSTALLED <<<"$subs" ||
+    die "the gateway registered no app/uninstalled webhook within 30 s; see .local/system/logs/gateway.log"
+echo "subscriptions Shopify (the simulator) holds for $SHOP:"
+json '"\n".join("  %-20s -> %s" % (s["topic"], s["uri"]) for s in d)' <<<"$subs"
 
 step "Import settings: new listings are created paused, for review"
 settings="$STATE/import-settings.yaml"
@@ -70,8 +86,7 @@ step "Run Import Listings"
 cli run import-listings --channel "$channel" --wait || die "Import Listings did not succeed (exit $?)"
 run="$(cli runs --channel "$channel" --operation import-listings --limit 1 -o json | json 'd[0]["run_id"]')"
 
-step "What the run did"
-cli runs show "$run"
+step "What the run did (its summary is above): warnings in its log, and the listings it created"
 cli logs "$run" --level warning || true
 created="$(cli listings list --run "$run" -o json | json 'd["total"]')"
 echo
@@ -94,6 +109,7 @@ $(printf '\033[1m')Demo complete.$(printf '\033[0m') The system keeps running un
     $BIN_REL/shopbridge schedule set --channel "$CHANNEL_NAME" --operation import-listings --every 15m
     $BIN_REL/shopbridge run import-listings --channel "$CHANNEL_NAME" --wait     # a second run links, creates nothing new
     $BIN_REL/shopbridge runs --channel "$CHANNEL_NAME"
+    curl -X POST http://127.0.0.1:$SIM_PORT/_sim/shops/$SHOP/uninstall   # the store uninstalls the app: the channel disconnects
 
   Metrics (Prometheus):  http://127.0.0.1:8081/metrics (auth)  :8082 (listings)  :8084 (gateway)  :8085 (scheduler)
   Logs:                  .local/system/logs/<service>.log

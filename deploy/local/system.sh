@@ -63,7 +63,8 @@ wait_for() {
     done
 }
 
-ready() { curl -fsS -o /dev/null "http://127.0.0.1:$1/readyz"; }
+# Quiet while the service is still starting: a refused connection then is expected, not an error.
+ready() { curl -fs -o /dev/null "http://127.0.0.1:$1/readyz" 2>/dev/null; }
 
 # Starts a process in the background with its log and pidfile, unless it runs already.
 spawn() {
@@ -110,7 +111,7 @@ create_databases() {
 drop_databases() {
     local svc
     for svc in "${SERVICES[@]}"; do
-        psql_q -c "DROP DATABASE IF EXISTS \"$(database_name "$svc")\" WITH (FORCE)" || true
+        psql_q -c "DROP DATABASE IF EXISTS \"$(database_name "$svc")\" WITH (FORCE)" || return 1
     done
 }
 
@@ -146,6 +147,7 @@ service_env() {
             "SHOPBRIDGE__SERVICE__SHOPIFY__PORT=$SIM_PORT" \
             "SHOPBRIDGE__SERVICE__SHOPIFY__CONNECT_TO=127.0.0.1:$SIM_PORT" \
             "SHOPBRIDGE__SERVICE__WEBHOOKS__CLIENT_SECRET=$(secret app-client-secret)" \
+            "SHOPBRIDGE__SERVICE__WEBHOOKS__CALLBACK_URL=http://127.0.0.1:$GATEWAY_HTTP/shopify/webhooks" \
             "SHOPBRIDGE__SERVICE__AUTH__URL=http://127.0.0.1:$AUTH_GRPC" \
             "SHOPBRIDGE__SERVICE__AUTH__CLIENT_ID=$(cat "$STATE/gateway-client-id")" \
             "SHOPBRIDGE__SERVICE__AUTH__CLIENT_SECRET=$(cat "$STATE/gateway-client-secret")" \
@@ -230,11 +232,15 @@ cmd_down() {
     local started_here=""
     [[ -f $STATE/infra-started-here ]] && started_here=1
     if [[ ${1:-} == --purge ]]; then
-        # The databases and the secrets that encrypt them go together.
-        if "$INFRA" status >/dev/null 2>&1; then
-            eval "$("$INFRA" env)"
-            drop_databases
+        # The databases and the secrets that encrypt them go together: never delete the secrets and keep the data
+        # (auth could no longer decrypt its keys). With the infrastructure stopped, start it for the drop.
+        if ! "$INFRA" status >/dev/null 2>&1; then
+            say "infrastructure not running: starting it to drop the system's databases"
+            "$INFRA" up >/dev/null || die "could not start the infrastructure to drop the databases: nothing purged"
+            started_here=1
         fi
+        eval "$("$INFRA" env)"
+        drop_databases || die "could not drop the system's databases: nothing purged (the secrets that encrypt them are kept)"
         rm -rf "$SYS"
         say "purged: the system's databases, state and logs"
     fi

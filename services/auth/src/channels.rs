@@ -115,6 +115,24 @@ pub(crate) async fn record_state_change(
     if previous == Some(channel.state) {
         return Ok(());
     }
+    publish_state(tx, previous, channel).await
+}
+
+/// Writes the event of a connection (new credentials stored), also when the channel was active already: the store
+/// may have reinstalled the app, which drops its webhook subscriptions, so the gateway registers them again.
+pub(crate) async fn record_connected(
+    tx: &mut Transaction<'_, Postgres>,
+    previous: ChannelState,
+    channel: &Channel,
+) -> sqlx::Result<()> {
+    publish_state(tx, Some(previous), channel).await
+}
+
+async fn publish_state(
+    tx: &mut Transaction<'_, Postgres>,
+    previous: Option<ChannelState>,
+    channel: &Channel,
+) -> sqlx::Result<()> {
     let event = pb::ChannelStateChanged {
         tenant_id: channel.tenant_id.to_string(),
         channel_id: channel.id.to_string(),
@@ -300,7 +318,7 @@ impl Channels {
             Err(e) => return Err(e.into()),
         };
         let channel = Channel::from_row(&row)?;
-        record_state_change(&mut tx, Some(before.state), &channel).await?;
+        record_connected(&mut tx, before.state, &channel).await?;
         tx.commit().await?;
         Ok(channel)
     }
@@ -663,7 +681,7 @@ impl Channels {
             Err(e) => return Err(e.into()),
         };
         let channel = Channel::from_row(&row)?;
-        record_state_change(&mut tx, Some(before.state), &channel).await?;
+        record_connected(&mut tx, before.state, &channel).await?;
         tx.commit().await?;
         Ok(channel)
     }
