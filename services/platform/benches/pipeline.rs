@@ -236,7 +236,7 @@ fn main() {
             "EVENTS",
             "platform-probe",
             Effects,
-            ConsumerSettings { concurrency: 16, batch_size: 32, backoff_ms: vec![100] },
+            ConsumerSettings { concurrency: 16, batch_size: 32, backoff_ms: vec![100], max_failures: 10 },
         );
         tokio::spawn(runner.run(cancel.clone()));
 

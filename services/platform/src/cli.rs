@@ -21,7 +21,7 @@ pub struct ServiceCli {
     pub command: Option<ServiceCommand>,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum ServiceCommand {
     /// Run the service until SIGTERM or SIGINT (the default).
     Serve,
@@ -31,6 +31,29 @@ pub enum ServiceCommand {
     PrintConfig,
     /// Print the built-in defaults (every key the service reads, documented) and exit.
     PrintDefaults,
+    /// Messages this service's consumers gave up on: list them, or replay one once its cause is fixed.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeadLetterCommand {
+    /// The newest dead letters first: id, consumer, subject, message id, deliveries, when, reason.
+    List {
+        /// Only this consumer's (e.g. listings-gateway).
+        #[arg(long)]
+        consumer: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Publish dead letter ID again on its subject, with its headers and message id: the consumer that gave up on it
+    /// applies it, the others find it in their inbox.
+    Replay {
+        id: i64,
+        /// Replay it even though it was replayed before.
+        #[arg(long)]
+        again: bool,
+    },
 }
 
 /// A start refused because the configuration does not fit the service's stored state (e.g. auth's encryption keys
@@ -88,6 +111,10 @@ where
     let result = runtime.block_on(async {
         let _telemetry = crate::telemetry::init(spec.name, &settings.telemetry)?;
         match command {
+            ServiceCommand::DeadLetters(command) => {
+                let pool = crate::db::connect(&settings.database).await?;
+                dead_letters(spec, &settings, &pool, command).await
+            }
             ServiceCommand::Migrate => {
                 let pool = crate::db::connect(&settings.database).await?;
                 crate::db::migrate(&pool, spec.migrator).await?;
@@ -130,4 +157,51 @@ pub fn shutdown_on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+/// `dead-letters list|replay`, printed for a person.
+async fn dead_letters<S>(
+    spec: &ServiceSpec,
+    settings: &Settings<S>,
+    pool: &sqlx::PgPool,
+    command: DeadLetterCommand,
+) -> anyhow::Result<()> {
+    use crate::bus::dead_letters;
+    match command {
+        DeadLetterCommand::List { consumer, limit } => {
+            let rows = dead_letters::list(pool, consumer.as_deref(), limit).await?;
+            if rows.is_empty() {
+                println!("no dead letters");
+            }
+            for row in rows {
+                let replayed = row
+                    .replayed_at
+                    .map(|at| format!(" (replayed {})", at.format("%Y-%m-%d %H:%M:%SZ")))
+                    .unwrap_or_default();
+                println!(
+                    "{id}  {consumer}  {subject}  msg {message}  {deliveries} deliveries  {at}{replayed}\n    {reason}",
+                    id = row.id,
+                    consumer = row.consumer,
+                    subject = row.subject,
+                    message = row.message_id.as_deref().unwrap_or("-"),
+                    deliveries = row.deliveries,
+                    at = row.recorded_at.format("%Y-%m-%d %H:%M:%SZ"),
+                    reason = row.reason,
+                );
+            }
+            Ok(())
+        }
+        DeadLetterCommand::Replay { id, again } => {
+            let client = crate::bus::connect(&settings.nats, spec.binary).await?;
+            let js = async_nats::jetstream::new(client);
+            let namespace = crate::bus::Namespace::new(&settings.nats.namespace)?;
+            match dead_letters::replay(pool, &js, &namespace, id, again).await? {
+                Some(seq) => println!("dead letter {id} published again (stream sequence {seq})"),
+                None => println!(
+                    "dead letter {id}: JetStream took the replay for a duplicate; replay it --again"
+                ),
+            }
+            Ok(())
+        }
+    }
 }

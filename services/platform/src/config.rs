@@ -38,7 +38,19 @@ pub struct Settings<S> {
     pub telemetry: TelemetrySettings,
     pub outbox: OutboxSection,
     pub consumer: ConsumerSettings,
+    pub retention: RetentionSettings,
     pub service: S,
+}
+
+/// The `[retention]` section: how long the bus tables keep what they hold (`bus::retention`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Applied message ids; keep above the EVENTS stream's max_age plus the longest relay outage.
+    pub inbox_days: u32,
+    pub dead_letter_days: u32,
+    /// How often the pruning runs.
+    pub every_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +160,10 @@ pub struct ConsumerSettings {
     /// Messages applied in one transaction (one commit); 1 for handlers that run long (the gateway's commands).
     pub batch_size: usize,
     pub backoff_ms: Vec<u64>,
+    /// Real failures of a message (handler errors while the database answers) before it is dead-lettered; deliveries
+    /// for other reasons (restarts, rebalances, database outages) do not count. JetStream's `max_deliver` in the
+    /// topology stays as a safety net above it.
+    pub max_failures: u32,
 }
 
 impl ConsumerSettings {

@@ -12,7 +12,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     bus::{Namespace, Relay},
-    config::{ConsumerSettings, OutboxLimits, OutboxSettings, Settings},
+    config::{ConsumerSettings, OutboxLimits, OutboxSettings, RetentionSettings, Settings},
     grpc::GrpcParts,
     http::Readiness,
 };
@@ -84,6 +84,7 @@ pub struct Runtime {
     pub outbox: OutboxSettings,
     pub outbox_limits: OutboxLimits,
     pub consumer: ConsumerSettings,
+    pub retention: RetentionSettings,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
 }
@@ -123,6 +124,7 @@ impl Runtime {
             outbox: settings.outbox.relay(),
             outbox_limits: settings.outbox.limits(),
             consumer: settings.consumer.clone(),
+            retention: settings.retention.clone(),
             grpc_listener,
             http_listener,
         })
@@ -207,6 +209,14 @@ impl Application {
         });
         let relay_stop = stop.clone();
         tasks.spawn(async move { ("outbox-relay", relay.run(relay_stop).await) });
+        let (prune_pool, prune_stop) = (runtime.pool.clone(), stop.clone());
+        let retention = runtime.retention.clone();
+        tasks.spawn(async move {
+            (
+                "bus-retention",
+                crate::bus::retention::run(prune_pool, retention, prune_stop).await,
+            )
+        });
         let watch_stop = stop.clone();
         tasks.spawn(async move {
             (

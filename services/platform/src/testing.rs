@@ -2,7 +2,15 @@
 //! afterwards) and a fresh NATS namespace (the whole topology applied under a unique prefix), so the suite runs in
 //! parallel against one NATS and one PostgreSQL. The servers come from `DATABASE_URL` / `NATS_URL`, defaulting to `make infra`'s.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream;
 use sqlx::{
@@ -234,10 +242,14 @@ pub fn service_settings<S: serde::de::DeserializeOwned>(
     crate::config::load_from(spec.defaults, None, env).expect("test settings")
 }
 
-/// A TCP proxy a test can cut, to make a dependency unreachable without stopping the shared server.
+/// A TCP proxy a test can cut, to make a dependency unreachable without stopping the shared server, or take down for
+/// a while (an outage) and bring back.
 pub struct TcpProxy {
     pub addr: SocketAddr,
     cut: CancellationToken,
+    /// Cancelled (and replaced) at each outage: the connections of the current generation.
+    connections: Arc<Mutex<CancellationToken>>,
+    down: Arc<AtomicBool>,
 }
 
 impl TcpProxy {
@@ -245,7 +257,10 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let cut = CancellationToken::new();
+        let connections = Arc::new(Mutex::new(CancellationToken::new()));
+        let down = Arc::new(AtomicBool::new(false));
         let stop = cut.clone();
+        let (generations, is_down) = (connections.clone(), down.clone());
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -255,24 +270,49 @@ impl TcpProxy {
                 let Ok((mut inbound, _)) = accepted else {
                     continue;
                 };
+                if is_down.load(Ordering::Acquire) {
+                    // Down: the connection is closed at once, as a stopped server's port would refuse it.
+                    drop(inbound);
+                    continue;
+                }
                 let stop = stop.clone();
+                let generation = generations.lock().expect("proxy lock").clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
                         return;
                     };
                     tokio::select! {
                         _ = stop.cancelled() => {}
+                        _ = generation.cancelled() => {}
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                     }
                 });
             }
         });
-        Self { addr, cut }
+        Self {
+            addr,
+            cut,
+            connections,
+            down,
+        }
     }
 
     /// Drops every connection and refuses new ones.
     pub fn cut(&self) {
         self.cut.cancel();
+    }
+
+    /// An outage: every open connection is dropped and new ones are closed at once, until [`TcpProxy::restore`].
+    pub fn outage(&self) {
+        self.down.store(true, Ordering::Release);
+        let mut generation = self.connections.lock().expect("proxy lock");
+        generation.cancel();
+        *generation = CancellationToken::new();
+    }
+
+    /// Ends an outage: new connections go through again.
+    pub fn restore(&self) {
+        self.down.store(false, Ordering::Release);
     }
 }
 

@@ -8,6 +8,9 @@ pub mod headers {
     pub const TYPE: &str = "Shopbridge-Type";
     /// JetStream's deduplication header; our idempotency key.
     pub const MSG_ID: &str = "Nats-Msg-Id";
+    /// On a replayed dead letter: the message id it was first published with. Consumers dedupe on it (their inbox),
+    /// while JetStream sees the replay under an id of its own, so a replay is not dropped as a duplicate.
+    pub const REPLAY_OF: &str = "Shopbridge-Replay-Of";
     pub const TENANT: &str = "Shopbridge-Tenant";
     pub const CHANNEL: &str = "Shopbridge-Channel";
     pub const CORRELATION: &str = "Shopbridge-Correlation";

@@ -32,7 +32,9 @@ pub struct DeadLetter<'a> {
     pub deliveries: i64,
 }
 
+/// Records a dead letter and forgets the message's failures, in one transaction.
 pub async fn dead_letter(pool: &sqlx::PgPool, letter: DeadLetter<'_>) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO dead_letters (consumer, subject, message_id, type_name, headers, payload, reason, deliveries)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -45,8 +47,12 @@ pub async fn dead_letter(pool: &sqlx::PgPool, letter: DeadLetter<'_>) -> sqlx::R
     .bind(letter.payload)
     .bind(&letter.reason)
     .bind(letter.deliveries)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    if let Some(message_id) = letter.message_id {
+        clear_failures(&mut *tx, letter.consumer, message_id).await?;
+    }
+    tx.commit().await?;
     metrics::counter!("bus_dead_letters_total", "consumer" => letter.consumer.to_string())
         .increment(1);
     tracing::error!(
@@ -57,5 +63,59 @@ pub async fn dead_letter(pool: &sqlx::PgPool, letter: DeadLetter<'_>) -> sqlx::R
         reason = %letter.reason,
         "message dead-lettered"
     );
+    Ok(())
+}
+
+/// Real failures recorded so far for these messages of `consumer` (absent: none).
+pub async fn failures(
+    pool: &sqlx::PgPool,
+    consumer: &str,
+    message_ids: &[String],
+) -> sqlx::Result<std::collections::HashMap<String, u32>> {
+    let rows: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT message_id, failures FROM consumer_failures WHERE consumer = $1 AND message_id = ANY($2)",
+    )
+    .bind(consumer)
+    .bind(message_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, n)| (id, u32::try_from(n).unwrap_or(0)))
+        .collect())
+}
+
+/// Counts one more real failure of a message; returns how many it has had.
+pub async fn record_failure(
+    pool: &sqlx::PgPool,
+    consumer: &str,
+    message_id: &str,
+    error: &str,
+) -> sqlx::Result<u32> {
+    let failures: i32 = sqlx::query_scalar(
+        "INSERT INTO consumer_failures (consumer, message_id, failures, last_error) VALUES ($1, $2, 1, $3)
+         ON CONFLICT (consumer, message_id) DO UPDATE
+             SET failures = consumer_failures.failures + 1, last_error = EXCLUDED.last_error, updated_at = now()
+         RETURNING failures",
+    )
+    .bind(consumer)
+    .bind(message_id)
+    .bind(error)
+    .fetch_one(pool)
+    .await?;
+    Ok(u32::try_from(failures).unwrap_or(0))
+}
+
+/// Forgets a message's failures (it was applied or dead-lettered).
+pub async fn clear_failures(
+    db: impl sqlx::PgExecutor<'_>,
+    consumer: &str,
+    message_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM consumer_failures WHERE consumer = $1 AND message_id = $2")
+        .bind(consumer)
+        .bind(message_id)
+        .execute(db)
+        .await?;
     Ok(())
 }

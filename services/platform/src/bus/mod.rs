@@ -2,10 +2,12 @@
 //! through an inbox, so that a crash at any point neither loses nor doubles an effect.
 
 pub mod consumer;
+pub mod dead_letters;
 pub mod envelope;
 pub mod inbox;
 pub mod names;
 pub mod outbox;
+pub mod retention;
 pub mod topology;
 
 pub use consumer::{ConsumerRunner, Handler, HandlerError};

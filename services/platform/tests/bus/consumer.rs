@@ -142,7 +142,8 @@ async fn a_handler_that_keeps_failing_is_retried_with_backoff_then_dead_lettered
     // max_deliver of the platform-probe consumer in deploy/nats/topology.yaml
     assert_eq!(*deliveries, 5);
     assert!(
-        reason.contains("gave up after 5 deliveries") && reason.contains("downstream unavailable"),
+        reason.contains("gave up after 5 failures (5 deliveries)")
+            && reason.contains("downstream unavailable"),
         "{reason}"
     );
     assert_eq!(type_name.as_deref(), Some("shopbridge.platform.v1.Probe"));
@@ -356,6 +357,7 @@ fn two_slot_runner(ctx: &Ctx, handler: ProbeHandler) -> ConsumerRunner<ProbeHand
             concurrency: 2,
             batch_size: 1,
             backoff_ms: vec![50],
+            max_failures: 10,
         },
     )
 }
@@ -527,6 +529,7 @@ async fn a_stopped_consumer_has_given_back_its_parked_messages_when_run_returns(
                         concurrency: 4,
                         batch_size: 8,
                         backoff_ms: vec![50],
+                        max_failures: 10,
                     },
                 );
                 runner.run(stop).await.unwrap();

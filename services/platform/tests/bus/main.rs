@@ -2,6 +2,8 @@
 //! context. Each test has its own database and NATS namespace.
 
 mod consumer;
+mod outages;
 mod outbox;
+mod retention;
 mod support;
 mod trace;

@@ -89,6 +89,7 @@ impl Ctx {
             concurrency: 4,
             batch_size: 8,
             backoff_ms,
+            max_failures: 10,
         };
         let runner = ConsumerRunner::new(
             self.db.pool.clone(),
@@ -100,6 +101,32 @@ impl Ctx {
             settings,
         );
         tokio::spawn(runner.run(cancel));
+    }
+
+    /// A consumer of `platform-probe` on `pool` (e.g. through a [`TcpProxy`](shopbridge_platform::testing::TcpProxy)).
+    pub fn start_consumer_on(
+        &self,
+        pool: sqlx::PgPool,
+        handler: ProbeHandler,
+        settings: ConsumerSettings,
+    ) {
+        let runner = ConsumerRunner::new(
+            pool,
+            self.nats.js.clone(),
+            self.nats.namespace.clone(),
+            "EVENTS",
+            "platform-probe",
+            handler,
+            settings,
+        );
+        tokio::spawn(runner.run(self.cancel.clone()));
+    }
+
+    pub async fn dead_letter_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
     }
 
     pub async fn effects(&self) -> i64 {
@@ -154,6 +181,12 @@ pub enum Step {
     Defer(Duration),
     /// Holds its slot this long (a long handler), then applies.
     Hold(Duration),
+    /// Fails (a real failure, counted).
+    Fail,
+    /// Gives the message back (not its fault: counted as no failure).
+    Release,
+    /// Rejects it (dead-lettered at once).
+    Reject,
 }
 
 /// Records each call; applies the probe as a row in `probe_effects`, or fails as told.
@@ -233,6 +266,15 @@ impl Handler for ProbeHandler {
                     Behaviour::Apply
                 }
                 Step::Apply => Behaviour::Apply,
+                Step::Fail => {
+                    return Err(HandlerError::Retry(anyhow::anyhow!("step failed")));
+                }
+                Step::Release => {
+                    return Err(HandlerError::Release(anyhow::anyhow!("not mine now")));
+                }
+                Step::Reject => {
+                    return Err(HandlerError::Reject(anyhow::anyhow!("not yet understood")));
+                }
             },
             other => other,
         };

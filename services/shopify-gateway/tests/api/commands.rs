@@ -73,6 +73,7 @@ async fn a_command_is_answered_once_even_when_sent_twice() {
             concurrency: 8,
             batch_size: 1,
             backoff_ms: vec![100],
+            max_failures: 10,
         },
     );
     tokio::spawn(runner.run(cancel.clone()));

@@ -165,6 +165,7 @@ pub fn consumer_settings() -> ConsumerSettings {
         concurrency: 16,
         batch_size: 1,
         backoff_ms: vec![100, 500],
+        max_failures: 10,
     }
 }
 

@@ -87,6 +87,7 @@ fn replica(
         concurrency: 4,
         batch_size: 1,
         backoff_ms: vec![100],
+        max_failures: 10,
     };
     let spawn = shopbridge_gateway::spawner(
         db.pool.clone(),

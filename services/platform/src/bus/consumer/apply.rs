@@ -56,7 +56,7 @@ impl<H: Handler> ConsumerRunner<H> {
                         continue;
                     };
                     *slot = Some(
-                        self.apply_one(&mut tx, envelope)
+                        self.apply_one(&mut tx, envelope, prepared.failures > 0)
                             .instrument(prepared.span.clone())
                             .await,
                     );
@@ -101,6 +101,7 @@ impl<H: Handler> ConsumerRunner<H> {
         &self,
         tx: &mut Transaction<'static, Postgres>,
         envelope: &Envelope<H::Message>,
+        had_failures: bool,
     ) -> Result<bool, HandlerError> {
         let retry = |e: sqlx::Error| HandlerError::Retry(e.into());
         sqlx::query("SAVEPOINT consume")
@@ -115,7 +116,16 @@ impl<H: Handler> ConsumerRunner<H> {
                 tracing::debug!("already applied; acknowledging the redelivery");
                 Ok(false)
             }
-            Ok(true) => self.handler.handle(tx, envelope).await.map(|()| true),
+            Ok(true) => match self.handler.handle(tx, envelope).await {
+                // Applied: its failures are history.
+                Ok(()) if had_failures => {
+                    inbox::clear_failures(&mut **tx, &self.durable, &envelope.message_id)
+                        .await
+                        .map(|()| true)
+                        .map_err(retry)
+                }
+                result => result.map(|()| true),
+            },
             Err(e) => Err(e),
         };
         let end = if result.is_ok() {

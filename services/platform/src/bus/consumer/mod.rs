@@ -2,13 +2,21 @@
 //! acks while a handler runs long, redelivery with backoff, and a dead-letter table for what cannot be handled.
 //! The handler's effect and the inbox row commit together, so redelivery never applies an effect twice.
 //!
+//! Only real failures lead to the dead letters. JetStream counts every delivery toward `max_deliver`, and messages
+//! are delivered again for reasons that are not theirs: a consumer stopped at a deploy or a rebalance, a handler that
+//! gave a message back ([`HandlerError::Release`]), a database outage. So the runner counts a message's real
+//! failures itself (`consumer_failures`, one row per failing message, read only on redelivery) and dead-letters it at
+//! `consumer.max_failures`; the topology's `max_deliver` stays above that, as a safety net. A database that does not
+//! answer is an infrastructure state, not a failure (module `database`): messages in hand are kept, pulling stops,
+//! and consuming resumes when a probe finds the database back.
+//!
 //! A handler may also hand a message back for later ([`HandlerError::Defer`]): its capacity for that kind of message
 //! is taken (the gateway: a shop already has its limit of commands running), and the consumer's slots should go to
 //! other messages meanwhile. Such a message is *parked* in this process, not NAKed: JetStream counts every delivery,
 //! NAKs included, toward the consumer's `max_deliver`, so a command deferred a few dozen times behind its shop's
 //! backlog would exhaust it and be dead-lettered (or, past `max_deliver`, never be delivered again) without ever
 //! failing. A parked message stays delivered-and-unacknowledged, holds no slot and no database connection, and is
-//! tried again after its delay ahead of newly pulled messages. So `max_deliver` keeps counting failures only.
+//! tried again after its delay ahead of newly pulled messages.
 //!
 //! Each parked message has a task of its own (the *park task*) that holds it until a slot has taken it back: it sends
 //! progress acks while the message waits out its delay, and goes on sending them after handing it back, while it
@@ -38,6 +46,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
 mod apply;
+mod database;
 mod outcome;
 mod parking;
 mod prepared;
@@ -53,15 +62,21 @@ use crate::config::ConsumerSettings;
 /// Why a handler did not apply a message.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// Worth another try (a dependency is down, a conflict): redelivered with backoff until `max_deliver`.
+    /// Worth another try (a dependency is down, a conflict): counted as a failure and redelivered with backoff, until
+    /// `consumer.max_failures` (then dead-lettered). Not counted while the database does not answer.
     #[error("{0:#}")]
     Retry(anyhow::Error),
     /// Will never succeed (invalid content): dead-lettered at once.
     #[error("{0:#}")]
     Reject(anyhow::Error),
+    /// Not this consumer's to handle now (its replica lost the shop's partition, it is shutting down): given back to
+    /// JetStream at once for whoever consumes next; not a failure of the message, so not counted toward
+    /// `consumer.max_failures`.
+    #[error("{0:#}")]
+    Release(anyhow::Error),
     /// Not now: the handler has no capacity for this message at the moment (not a failure). The message's writes
-    /// and inbox row are undone and it is tried again after about this delay; it does not count as a delivery
-    /// toward `max_deliver` (see the module documentation).
+    /// and inbox row are undone and it is tried again after about this delay; it is not redelivered, so it spends no
+    /// delivery (see the module documentation).
     #[error("deferred for {0:?}")]
     Defer(Duration),
 }
@@ -114,6 +129,7 @@ pub struct ConsumerRunner<H> {
     durable: String,
     handler: Arc<H>,
     settings: ConsumerSettings,
+    database: Arc<database::Database>,
 }
 
 /// What a consumer slot works on: pulled messages, a parked message whose delay has passed, or the end of the pull.
@@ -135,6 +151,7 @@ impl<H: Handler> ConsumerRunner<H> {
         settings: ConsumerSettings,
     ) -> Self {
         Self {
+            database: database::Database::new(pool.clone(), durable),
             pool,
             js,
             namespace,
@@ -199,9 +216,15 @@ impl<H: Handler> ConsumerRunner<H> {
             .ready_chunks(batch_size),
         );
         // At the parking bound nothing new is pulled until a parked message has been taken back by a slot.
+        // Nor while the database is down: what comes in could not be applied, and would only wait in memory.
         let gated = futures::stream::unfold(
-            (pulled, parking.parked.clone(), parking.unparked.clone()),
-            move |(mut pulled, parked, unparked)| async move {
+            (
+                pulled,
+                parking.parked.clone(),
+                parking.unparked.clone(),
+                self.database.clone(),
+            ),
+            move |(mut pulled, parked, unparked, database)| async move {
                 loop {
                     let taken = unparked.notified();
                     if parked.load(Ordering::Relaxed) < parking_limit {
@@ -209,8 +232,9 @@ impl<H: Handler> ConsumerRunner<H> {
                     }
                     taken.await;
                 }
+                database.wait_up().await;
                 let next = pulled.next().await?;
-                Some((next, (pulled, parked, unparked)))
+                Some((next, (pulled, parked, unparked, database)))
             },
         );
         let pulled = gated
@@ -246,6 +270,7 @@ impl<H: Handler> ConsumerRunner<H> {
                             Err(e) => tracing::warn!(consumer = %this.durable, error = %e, "pull failed; continuing"),
                         }
                     }
+                    this.load_failures(&mut batch).await;
                     batch
                 }
                 Work::Parked(handed) => {
