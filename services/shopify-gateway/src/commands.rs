@@ -704,7 +704,8 @@ impl Handler for CommandHandler {
         if let Some(fence) = &self.fence
             && !fence.holds_shop(&command.shop_domain)
         {
-            return Err(HandlerError::Retry(anyhow::anyhow!(
+            // Not the command's failure: it goes back to whoever holds the partition now, uncounted.
+            return Err(HandlerError::Release(anyhow::anyhow!(
                 "this replica no longer holds the partition of {}",
                 command.shop_domain
             )));
@@ -729,15 +730,14 @@ impl Handler for CommandHandler {
             .execute(&mut **tx)
             .await
             .map_err(|e| HandlerError::Retry(e.into()))?;
-        let seen: Option<String> =
-            sqlx::query_scalar("SELECT command_id FROM command_results WHERE command_id = $1")
+        let seen: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT result FROM command_results WHERE command_id = $1")
                 .bind(&command.command_id)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(|e| HandlerError::Retry(e.into()))?;
-        if seen.is_some() {
-            tracing::info!(command_id = %command.command_id, "command already answered; not running it again");
-            return Ok(());
+        if let Some(stored) = seen {
+            return answer_again(tx, event, stored).await;
         }
         let (result, published) = match self
             .credentials
@@ -769,11 +769,14 @@ impl Handler for CommandHandler {
             ),
         };
         let status = Status::try_from(result.status).unwrap_or(Status::Unspecified);
-        sqlx::query("INSERT INTO command_results (command_id, shop_domain, status, calls) VALUES ($1, $2, $3, $4)")
+        sqlx::query(
+            "INSERT INTO command_results (command_id, shop_domain, status, calls, result) VALUES ($1, $2, $3, $4, $5)",
+        )
             .bind(&command.command_id)
             .bind(&command.shop_domain)
             .bind(status.as_str_name())
             .bind(result.calls as i32)
+            .bind(prost::Message::encode_to_vec(&result))
             .execute(&mut **tx)
             .await
             .map_err(|e| HandlerError::Retry(e.into()))?;
@@ -794,6 +797,27 @@ impl Handler for CommandHandler {
         tracing::info!(command_id = %command.command_id, status = status.as_str_name(), calls = result.calls, "command done");
         Ok(())
     }
+}
+
+/// A command answered before (re-sent by its sender, or redelivered after the answer committed): runs nothing and
+/// publishes its stored result again, so a sender that lost the answer gets it.
+async fn answer_again(
+    tx: &mut Transaction<'static, Postgres>,
+    event: &Envelope<pb::Command>,
+    stored: Option<Vec<u8>>,
+) -> Result<(), HandlerError> {
+    let command_id = &event.message.command_id;
+    let Some(stored) = stored else {
+        tracing::info!(%command_id, "command answered before results were kept; not running it again");
+        return Ok(());
+    };
+    let result = <pb::CommandResult as prost::Message>::decode(stored.as_slice())
+        .map_err(|e| HandlerError::Reject(anyhow::anyhow!("stored result of {command_id}: {e}")))?;
+    outbox::enqueue(tx, OutboxMessage::event(event.meta.clone(), &result))
+        .await
+        .map_err(|e| HandlerError::Retry(e.into()))?;
+    tracing::info!(%command_id, "command already answered; its result sent again, nothing run");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -600,8 +600,22 @@ async fn a_resent_catalog_command_writes_nothing_twice() {
     h.send_as(&upsert, "resend-upsert-again").await;
     h.send_as(&metafields, "resend-metafields-again").await;
     consumed(&h, &["resend-upsert-again", "resend-metafields-again"]).await;
+    // Each re-send is answered with the command's original result, and nothing runs again.
+    eventually("both re-sends answered", || async {
+        h.results().await.len() >= 4
+    })
+    .await;
     let results = h.results().await;
-    assert_eq!(results.len(), 2, "one result per command: {results:?}");
+    assert_eq!(
+        results.len(),
+        4,
+        "the original result again per re-send: {results:?}"
+    );
+    for id in ["resend-upsert", "resend-metafields"] {
+        let answers: Vec<_> = results.iter().filter(|r| r.command_id == id).collect();
+        assert_eq!(answers.len(), 2, "{id}: {answers:?}");
+        assert_eq!(answers[0], answers[1], "{id}: the same result again");
+    }
     let stats = h.stats(SHOP).await;
     assert_eq!(mutations(&stats, "productSet"), 2);
     assert_eq!(mutations(&stats, "metafieldsSet"), 2);

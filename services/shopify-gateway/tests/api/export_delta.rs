@@ -303,7 +303,7 @@ async fn an_empty_delta_answers_with_no_products_and_keeps_the_time() {
 }
 
 #[tokio::test]
-async fn a_re_sent_delta_export_publishes_its_result_and_batches_once() {
+async fn a_re_sent_delta_export_publishes_its_batches_once_and_its_result_per_send() {
     let domain = "delta-resent.myshopify.com";
     let h = Harness::start(&[(domain, crate::harness::seed(5, 1, 0))]).await;
     let command = delta_command(
@@ -329,7 +329,9 @@ async fn a_re_sent_delta_export_publishes_its_result_and_batches_once() {
         .into_iter()
         .filter(|r| r.command_id == "delta-twice")
         .collect();
-    assert_eq!(results.len(), 1);
+    // Each send is answered, with the same result; the export ran once.
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0], results[1]);
     assert_eq!(exported(&results[0]).products, 5);
     let batches = batches_of(&h, "delta-twice").await;
     assert_eq!(batches.len(), 1);

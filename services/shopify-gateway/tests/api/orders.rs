@@ -266,10 +266,15 @@ async fn tag_and_close_are_applied_once_even_when_re_sent() {
             closed: true
         }))
     );
-    // Re-sent later under new message ids (an outbox re-send): answered before, so nothing runs again.
+    // Re-sent later under new message ids (an outbox re-send): answered before, so nothing runs again; each re-send
+    // gets the original result.
     h.send_as(&tag, "resend-tag").await;
     h.send_as(&close, "resend-close").await;
     crate::harness::consumed(&h, &["resend-tag", "resend-close"]).await;
+    shopbridge_platform::testing::eventually("the re-sends answered", || async {
+        h.results().await.len() >= 4
+    })
+    .await;
     let bad = command(
         "tag-bad",
         SHOP,
@@ -284,7 +289,12 @@ async fn tag_and_close_are_applied_once_even_when_re_sent() {
     assert_eq!(bad.status, pb::command_result::Status::Failed as i32);
 
     let results = h.results().await;
-    assert_eq!(results.len(), 3, "one result per command: {results:?}");
+    assert_eq!(results.len(), 5, "one result per send: {results:?}");
+    for id in ["tag-1", "close-1"] {
+        let answers: Vec<_> = results.iter().filter(|r| r.command_id == id).collect();
+        assert_eq!(answers.len(), 2, "{id}");
+        assert_eq!(answers[0], answers[1], "{id}: the original result again");
+    }
     let stats = h.stats(SHOP).await;
     assert_eq!(stats["mutations"]["tagsAdd"], 1);
     assert_eq!(stats["mutations"]["orderClose"], 1);
