@@ -10,8 +10,9 @@
 //! Sizes are bounded at both ends. [`enqueue`] refuses a payload above `outbox.max_payload_bytes` (default 900 KiB,
 //! under NATS's default `max_payload` of 1 MiB), so a producer learns at write time, not when the relay publishes. A
 //! relay batch holds at most `outbox.batch_size` rows and stops at `outbox.batch_max_bytes` of payload (always at least
-//! one row): the query sums the sizes of the oldest unsent rows (`octet_length`, which reads no payload) and loads
-//! only the ones within the budget, so a burst of large rows (a catalog export) is never in memory at once.
+//! one row): the query sums the sizes of the oldest unsent rows (`octet_length`, taken from the stored value's header
+//! without fetching TOASTed data) and loads only the ones within the budget, so a burst of large rows (a catalog
+//! export) is never in memory at once. The largest batch is thus the larger of the budget and the largest row.
 //!
 //! A row JetStream refuses for good is marked failed (`failed_at`, `failure_reason`) with a warning and the metric
 //! `outbox_failed_total`, and the relay goes on with the rows behind it: a message larger than the server's
@@ -257,8 +258,8 @@ impl Relay {
     async fn drain_batch(&self, mark: bool) -> anyhow::Result<BatchReport> {
         let mut tx = self.pool.begin().await?;
         // The oldest unsent rows, up to batch_size, and of those the prefix whose payloads fit the byte budget (the
-        // first always): sizes come from octet_length, which reads no payload, so rows past the budget are never
-        // loaded. Rows another relay holds are skipped.
+        // first always): sizes come from octet_length, which does not fetch TOASTed data, so rows past the budget
+        // are never loaded. Rows another relay holds are skipped.
         let rows = sqlx::query(
             "SELECT id, subject, type_name, payload, tenant_id, channel_id, correlation_id, trace_headers
              FROM outbox
