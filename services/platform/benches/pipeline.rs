@@ -17,7 +17,6 @@ use shopbridge_platform::{
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/auth");
 const SUSTAINED_EVENTS: u64 = 30_000;
 const PACED_EVENTS: u64 = 15_000;
 const PACED_RATE: u64 = 5_000;
@@ -219,7 +218,7 @@ fn main() {
     shopbridge_platform::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let db = TestDb::new(&MIGRATOR).await;
+        let db = TestDb::with_bus_tables().await;
         sqlx::query("CREATE TABLE bench_effects (seq BIGINT NOT NULL, latency_us BIGINT NOT NULL)")
             .execute(&db.pool)
             .await

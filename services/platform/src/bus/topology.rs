@@ -49,7 +49,14 @@ pub struct StreamSpec {
     /// 0 keeps messages forever (work queues keep them until acknowledged).
     #[serde(default)]
     pub max_age_secs: u64,
+    /// The stream's size bound in bytes (the oldest messages go first); absent or -1: unbounded.
+    #[serde(default = "unbounded")]
+    pub max_bytes: i64,
     pub duplicate_window_secs: u64,
+}
+
+fn unbounded() -> i64 {
+    -1
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,6 +169,7 @@ impl Topology {
             },
             num_replicas: spec.replicas,
             max_age: Duration::from_secs(spec.max_age_secs),
+            max_bytes: spec.max_bytes,
             duplicate_window: Duration::from_secs(spec.duplicate_window_secs),
             ..Default::default()
         }
@@ -284,6 +292,7 @@ impl Topology {
 fn differs_stream(current: &stream::Config, wanted: &stream::Config) -> bool {
     current.subjects != wanted.subjects
         || current.max_age != wanted.max_age
+        || current.max_bytes != wanted.max_bytes
         || current.duplicate_window != wanted.duplicate_window
         || current.description != wanted.description
         || current.num_replicas != wanted.num_replicas

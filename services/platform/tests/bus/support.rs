@@ -14,9 +14,6 @@ use shopbridge_platform::{
 use sqlx::{Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-/// The platform owns no tables; its tests borrow a service's migrations for the bus tables.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/auth");
-
 pub struct Ctx {
     pub db: TestDb,
     pub nats: TestNats,
@@ -26,7 +23,7 @@ pub struct Ctx {
 impl Ctx {
     pub async fn new() -> Self {
         shopbridge_platform::telemetry::init_for_tests();
-        let db = TestDb::new(&MIGRATOR).await;
+        let db = TestDb::with_bus_tables().await;
         sqlx::query("CREATE TABLE probe_effects (message_id TEXT NOT NULL, seq BIGINT NOT NULL, trace_id TEXT)")
             .execute(&db.pool)
             .await
