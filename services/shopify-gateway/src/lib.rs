@@ -19,6 +19,7 @@ pub mod in_flight;
 pub mod leases;
 pub mod ops;
 pub mod orders;
+pub mod retention;
 pub mod shopify;
 pub mod webhook_subscriptions;
 pub mod webhooks;
@@ -60,6 +61,7 @@ pub struct ServiceSettings {
     /// Catalog writes (product upserts, metafields): when they go as a bulk mutation.
     pub catalog: catalog_writes::CatalogSettings,
     pub commands: CommandsSection,
+    pub retention: retention::RetentionSettings,
 }
 
 /// The `[service.commands]` section.
@@ -131,6 +133,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         ]),
     };
     let mut parts = ServiceParts::default().http_routes(webhooks::router(webhook_state));
+    let (pool, retention) = (runtime.pool.clone(), settings.service.retention.clone());
+    parts = parts.task("gateway-retention", move |cancel| {
+        retention::run(pool, retention, cancel)
+    });
     // One executor (so one budget per shop) for the commands and for auth's token verifications.
     let executor = Arc::new(executor(&settings.service)?);
     parts = access_service(&settings.service, executor.clone(), parts)?;

@@ -18,4 +18,5 @@ mod lookup;
 mod orders;
 mod priority;
 mod replicas;
+mod retention;
 mod webhooks;
