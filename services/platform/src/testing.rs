@@ -132,6 +132,7 @@ impl TestNats {
         let js = jetstream::new(client.clone());
         let namespace = Namespace::unique_for_test();
         Topology::embedded()
+            .without_size_bounds()
             .apply(&js, &namespace)
             .await
             .expect("apply topology");

@@ -117,6 +117,16 @@ impl Topology {
         Self::parse(EMBEDDED).expect("the embedded topology is checked by a test")
     }
 
+    /// The same topology without the streams' byte bounds. JetStream reserves a bounded stream's `max_bytes` against
+    /// the server's storage when it creates it, so the test suite, which applies the topology once per test namespace
+    /// and runs dozens of namespaces at once on one server, applies it without them.
+    pub fn without_size_bounds(mut self) -> Self {
+        for stream in &mut self.streams {
+            stream.max_bytes = -1;
+        }
+        self
+    }
+
     /// Consumers with their partitions and lanes expanded.
     pub fn expanded_consumers(&self) -> Vec<ConsumerSpec> {
         let expand = |c: &ConsumerSpec, key: &str, value: &str| ConsumerSpec {

@@ -143,7 +143,8 @@ async fn a_gateway_killed_mid_export_resumes_the_same_bulk_operation_and_publish
     let nats = TestNats::new().await;
     // Unacknowledged commands come back after 3 s and leases expire after 3 s (deployed: 60 s and 15 s); the lease
     // bucket is changed after the topology is applied, which would set it back.
-    let mut topology = shopbridge_platform::bus::topology::Topology::embedded();
+    let mut topology =
+        shopbridge_platform::bus::topology::Topology::embedded().without_size_bounds();
     for consumer in &mut topology.consumers {
         consumer.ack_wait_secs = 3;
     }

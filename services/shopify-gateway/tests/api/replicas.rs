@@ -173,7 +173,8 @@ async fn replicas_share_partitions_and_a_survivor_takes_over_a_dead_ones_without
         .unwrap();
     let kv = nats.js.get_key_value(&bucket).await.unwrap();
     // And a dead replica's in-flight commands come back after 5 s instead of the deployed 60 s ack wait.
-    let mut topology = shopbridge_platform::bus::topology::Topology::embedded();
+    let mut topology =
+        shopbridge_platform::bus::topology::Topology::embedded().without_size_bounds();
     for consumer in &mut topology.consumers {
         consumer.ack_wait_secs = 5;
     }
