@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use shopbridge_platform::bus::retention::{delete_in_batches, periodically};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -18,9 +19,6 @@ pub struct RetentionSettings {
     pub every_secs: u64,
 }
 
-/// Rows deleted per statement.
-const BATCH: i64 = 5000;
-
 /// What one pass deleted, by table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
@@ -30,7 +28,7 @@ pub struct Pruned {
     pub bulk_starts: u64,
 }
 
-/// (table, condition on `$1` days): the statements of one pass. Never input, only these constants.
+/// (table, condition on `$1` days): what one pass deletes.
 const RULES: [(&str, &str); 4] = [
     ("webhook_deliveries", "received_at < now() - make_interval(days => $1)"),
     ("command_results", "finished_at < now() - make_interval(days => $1)"),
@@ -56,20 +54,7 @@ pub async fn prune(pool: &PgPool, settings: &RetentionSettings) -> sqlx::Result<
     ];
     let mut counts = [0u64; 4];
     for (((table, condition), days), count) in RULES.iter().zip(days).zip(counts.iter_mut()) {
-        loop {
-            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {condition} LIMIT $2)"
-            )))
-            .bind(i32::try_from(days).unwrap_or(i32::MAX))
-            .bind(BATCH)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            *count += done;
-            if done < BATCH as u64 {
-                break;
-            }
-        }
+        *count = delete_in_batches(pool, table, condition, days).await?;
     }
     Ok(Pruned {
         webhook_deliveries: counts[0],
@@ -79,26 +64,12 @@ pub async fn prune(pool: &PgPool, settings: &RetentionSettings) -> sqlx::Result<
     })
 }
 
-/// Prunes every `every_secs` until `cancel`; a failed pass is logged and tried again at the next.
+/// Prunes every `every_secs` until `cancel`.
 pub async fn run(
     pool: PgPool,
     settings: RetentionSettings,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let every = Duration::from_secs(settings.every_secs.max(1));
-    loop {
-        match prune(&pool, &settings).await {
-            Ok(pruned) if pruned != Pruned::default() => {
-                tracing::info!(?pruned, "gateway tables pruned")
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "pruning the gateway's tables failed; trying again later")
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
+    let every = Duration::from_secs(settings.every_secs);
+    periodically("gateway tables", every, cancel, || prune(&pool, &settings)).await
 }

@@ -42,12 +42,27 @@ pub async fn prune(pool: &PgPool, settings: &RetentionSettings) -> sqlx::Result<
 }
 
 async fn delete_older(pool: &PgPool, table: &str, column: &str, days: u32) -> sqlx::Result<u64> {
+    delete_in_batches(
+        pool,
+        table,
+        &format!("{column} < now() - make_interval(days => $1)"),
+        days,
+    )
+    .await
+}
+
+/// Deletes the rows of `table` matching `condition` (whose `$1` is `days`), a few thousand per statement, so no
+/// pruning holds a long lock or a long transaction. `table` and `condition` are the caller's constants, never input.
+pub async fn delete_in_batches(
+    pool: &PgPool,
+    table: &str,
+    condition: &str,
+    days: u32,
+) -> sqlx::Result<u64> {
     let mut deleted = 0;
     loop {
-        // Table and column names are this module's constants, never input.
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table}
-                 WHERE {column} < now() - make_interval(days => $1) LIMIT $2)"
+            "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {condition} LIMIT $2)"
         )))
         .bind(i32::try_from(days).unwrap_or(i32::MAX))
         .bind(BATCH)
@@ -61,31 +76,37 @@ async fn delete_older(pool: &PgPool, table: &str, column: &str, days: u32) -> sq
     }
 }
 
-/// Prunes every `retention.every_secs` until `cancel`; a failed pass is logged and tried again at the next.
+/// Runs `pass` every `every` until `cancel`; a failed pass is logged (naming `what`) and tried again at the next.
+pub async fn periodically<T, F, Fut>(
+    what: &'static str,
+    every: Duration,
+    cancel: CancellationToken,
+    mut pass: F,
+) -> anyhow::Result<()>
+where
+    T: std::fmt::Debug + Default + PartialEq,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<T>>,
+{
+    loop {
+        match pass().await {
+            Ok(pruned) if pruned != T::default() => tracing::info!(?pruned, "{what} pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning {what} failed; trying again later"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(every.max(Duration::from_secs(1))) => {}
+        }
+    }
+}
+
+/// Prunes every `retention.every_secs` until `cancel`.
 pub async fn run(
     pool: PgPool,
     settings: RetentionSettings,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let every = Duration::from_secs(settings.every_secs.max(1));
-    loop {
-        match prune(&pool, &settings).await {
-            Ok(pruned) if pruned != Pruned::default() => {
-                tracing::info!(
-                    inbox = pruned.inbox,
-                    dead_letters = pruned.dead_letters,
-                    failures = pruned.failures,
-                    "bus tables pruned"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "pruning the bus tables failed; trying again later")
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
+    let every = Duration::from_secs(settings.every_secs);
+    periodically("bus tables", every, cancel, || prune(&pool, &settings)).await
 }

@@ -34,7 +34,12 @@ async fn a_database_outage_longer_than_every_retry_loses_nothing_and_dead_letter
         .connect(&url_via(&ctx.db.url, proxy.addr))
         .await
         .unwrap();
-    ctx.start_consumer_on(pool, ProbeHandler::new(Behaviour::Apply), settings(3));
+    ctx.start_consumer_on(
+        pool,
+        ProbeHandler::new(Behaviour::Apply),
+        settings(3),
+        ctx.cancel.clone(),
+    );
     for seq in 1..=5 {
         ctx.enqueue(seq, true).await;
     }
@@ -82,7 +87,12 @@ async fn a_message_given_back_is_not_counted_and_real_failures_are_counted_until
         (2, 1) => Step::Fail,
         _ => Step::Apply,
     }));
-    ctx.start_consumer_on(ctx.db.pool.clone(), handler.clone(), settings(2));
+    ctx.start_consumer_on(
+        ctx.db.pool.clone(),
+        handler.clone(),
+        settings(2),
+        ctx.cancel.clone(),
+    );
     ctx.enqueue(1, true).await;
     ctx.enqueue(2, true).await;
     eventually("both applied", || async { ctx.effects().await == 2 }).await;
@@ -110,7 +120,12 @@ async fn real_failures_are_counted_across_deliveries_and_dead_letter_at_max_fail
     let relay = ctx.relay();
     tokio::spawn(relay.run(ctx.cancel.clone()));
     let handler = ProbeHandler::new(Behaviour::Script(|_, _| Step::Fail));
-    ctx.start_consumer_on(ctx.db.pool.clone(), handler.clone(), settings(3));
+    ctx.start_consumer_on(
+        ctx.db.pool.clone(),
+        handler.clone(),
+        settings(3),
+        ctx.cancel.clone(),
+    );
     ctx.enqueue(7, true).await;
     eventually("a dead letter", || async {
         ctx.dead_letter_count().await == 1

@@ -88,16 +88,7 @@ impl Ctx {
             backoff_ms,
             max_failures: 10,
         };
-        let runner = ConsumerRunner::new(
-            self.db.pool.clone(),
-            self.nats.js.clone(),
-            self.nats.namespace.clone(),
-            "EVENTS",
-            "platform-probe",
-            handler,
-            settings,
-        );
-        tokio::spawn(runner.run(cancel));
+        self.start_consumer_on(self.db.pool.clone(), handler, settings, cancel);
     }
 
     /// A consumer of `platform-probe` on `pool` (e.g. through a [`TcpProxy`](shopbridge_platform::testing::TcpProxy)).
@@ -106,6 +97,7 @@ impl Ctx {
         pool: sqlx::PgPool,
         handler: ProbeHandler,
         settings: ConsumerSettings,
+        cancel: CancellationToken,
     ) {
         let runner = ConsumerRunner::new(
             pool,
@@ -116,7 +108,7 @@ impl Ctx {
             handler,
             settings,
         );
-        tokio::spawn(runner.run(self.cancel.clone()));
+        tokio::spawn(runner.run(cancel));
     }
 
     pub async fn dead_letter_count(&self) -> i64 {
