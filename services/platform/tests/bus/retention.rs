@@ -51,7 +51,11 @@ async fn pruning_deletes_only_what_is_past_its_retention_and_a_kept_id_still_ded
         .fetch_all(&ctx.db.pool)
         .await
         .unwrap();
-    assert_eq!(inbox, std::slice::from_ref(&applied), "the recent id is kept");
+    assert_eq!(
+        inbox,
+        std::slice::from_ref(&applied),
+        "the recent id is kept"
+    );
     let letters: Vec<Option<String>> = sqlx::query_scalar("SELECT message_id FROM dead_letters")
         .fetch_all(&ctx.db.pool)
         .await
