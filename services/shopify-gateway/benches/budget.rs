@@ -160,7 +160,7 @@ fn main() {
         let sim = Simulator::start_on(SimConfig::default(), "127.0.0.1:0").await.unwrap();
         let client = SimClient::new(sim.addr());
         let settings = ShopifySettings {
-            api_version: "2025-10".into(),
+            api_version: "2026-10".into(),
             scheme: "http".into(),
             port: sim.addr().port(),
             connect_to: sim.addr().to_string(),
@@ -188,7 +188,7 @@ fn main() {
                     let updates = prices(&client.read(&domain, "products").await.unwrap());
                     match client_kind {
                         "gateway" => measure(&client, &domain, async {
-                            let o = ops::update_variant_prices(&executor, &shop, Lane::Sync, "bench-price", &updates).await;
+                            let o = ops::update_variant_prices(&executor, &shop, Lane::Sync, &updates).await;
                             assert!(o.failed_calls.is_empty());
                         }).await,
                         _ => measure(&client, &domain, naive(&client, &domain, &token, price_calls(&updates))).await,

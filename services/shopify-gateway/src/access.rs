@@ -291,7 +291,6 @@ impl ShopifyAccessService for AccessService {
             document: documents::SHOP_INFO,
             variables: json!({}),
             expected_cost: 2.0,
-            idempotency_key: None,
         };
         // A merchant is waiting: the most urgent lane, and a bound on the executor's retries.
         let call = self.executor.call(&credentials, Lane::Orders, &op);

@@ -1,7 +1,8 @@
 //! Commands from the bus: each `Command` is run through the executor and answered with one `CommandResult` event,
 //! written to the outbox in the transaction that records the command as done. A command id seen before (a re-sent
-//! command, or one redelivered after a crash) publishes nothing new; its Shopify calls carry idempotency keys derived
-//! from the command id, so a crash between the calls and the commit never applies a call twice.
+//! command, or one redelivered after a crash) publishes nothing new; its Shopify calls are safe to send again (inventory
+//! writes carry `@idempotent` keys derived from the command id, see `idempotency`; the other writes set absolute values
+//! or are read back first), so a crash between the calls and the commit never applies a call twice.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -388,7 +389,6 @@ impl CommandHandler {
                     document: documents::SHOP_INFO,
                     variables: serde_json::json!({}),
                     expected_cost: 2.0,
-                    idempotency_key: None,
                 };
                 result.calls = 1;
                 match self.executor.call(shop, lane, &op).await {
@@ -445,14 +445,7 @@ impl CommandHandler {
                             .collect(),
                     })
                     .collect();
-                ops::update_variant_prices(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    &products,
-                )
-                .await
+                ops::update_variant_prices(&self.executor, shop, lane, &products).await
             }
             Some(Op::ExportCatalog(_)) => return Ok(self.export(command, shop, result).await),
             Some(Op::ExportCatalogDelta(delta)) => {
@@ -549,21 +542,12 @@ impl CommandHandler {
                 return Ok(self.fetch_orders(command, fetch, shop, result).await);
             }
             Some(Op::TagOrder(tag)) => {
-                ops::tag_order(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    tag.order_id.trim(),
-                    &tag.tags,
-                )
-                .await
+                ops::tag_order(&self.executor, shop, lane, tag.order_id.trim(), &tag.tags).await
             }
             Some(Op::CloseOrder(close)) => {
                 let order_id = close.order_id.trim();
                 let (closed, outcome) =
-                    ops::close_order(&self.executor, shop, lane, &command.command_id, order_id)
-                        .await;
+                    ops::close_order(&self.executor, shop, lane, order_id).await;
                 if let Some(closed) = closed {
                     result.result =
                         Some(pb::command_result::Result::OrderClosed(pb::OrderClosed {
@@ -575,38 +559,21 @@ impl CommandHandler {
             }
             Some(Op::CreateFulfillment(create)) => {
                 let request = crate::fulfillments::Request::from(create);
-                let (created, outcome) = crate::fulfillments::create(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    &request,
-                )
-                .await;
+                let (created, outcome) =
+                    crate::fulfillments::create(&self.executor, shop, lane, &request).await;
                 result.result = created.map(pb::command_result::Result::FulfillmentCreated);
                 outcome
             }
             Some(Op::UpdateTracking(update)) => {
-                let (updated, outcome) = crate::fulfillments::update_tracking(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    update,
-                )
-                .await;
+                let (updated, outcome) =
+                    crate::fulfillments::update_tracking(&self.executor, shop, lane, update).await;
                 result.result = updated.map(pb::command_result::Result::TrackingUpdated);
                 outcome
             }
             Some(Op::RegisterWebhooks(register)) => {
-                let (registered, outcome) = crate::webhook_subscriptions::register(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    register,
-                )
-                .await;
+                let (registered, outcome) =
+                    crate::webhook_subscriptions::register(&self.executor, shop, lane, register)
+                        .await;
                 result.result = Some(pb::command_result::Result::WebhooksRegistered(registered));
                 outcome
             }

@@ -14,6 +14,9 @@ use crate::budget::ThrottleStatus;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShopifySettings {
+    /// The Admin API version requested (`YYYY-MM`). Shopify serves a stable version about a year, then answers
+    /// requests for it as the oldest one still served; the version it used is recorded per shop (`served_version`)
+    /// and a difference is warned about.
     pub api_version: String,
     pub scheme: String,
     /// 0 for the scheme's default port.
@@ -128,6 +131,8 @@ pub struct ShopifyHttp {
     default_client: reqwest::Client,
     /// One client per shop when host names are pinned to an address (reqwest pins per client).
     pinned: Mutex<HashMap<String, reqwest::Client>>,
+    /// The API version each shop last answered with (`X-Shopify-API-Version`).
+    served: Mutex<HashMap<String, String>>,
 }
 
 impl ShopifyHttp {
@@ -148,6 +153,7 @@ impl ShopifyHttp {
             connect_to,
             default_client,
             pinned: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
         })
     }
 
@@ -198,29 +204,65 @@ impl ShopifyHttp {
         self.client(shop)
     }
 
-    /// Posts one document. The token goes in `X-Shopify-Access-Token` and nowhere else (never logged).
+    /// The API version configured for requests.
+    pub fn api_version(&self) -> &str {
+        &self.settings.api_version
+    }
+
+    /// The API version `shop` last answered with, if it has answered.
+    pub fn served_version(&self, shop: &str) -> Option<String> {
+        self.served.lock().unwrap().get(shop).cloned()
+    }
+
+    /// Records the version a shop answered with; warns when it is not the one requested (the requested version is
+    /// no longer served and Shopify fell forward: its semantics may not be the ones the documents were written for).
+    fn record_served_version(&self, shop: &str, served: &str) {
+        let mut versions = self.served.lock().unwrap();
+        if versions.get(shop).map(String::as_str) == Some(served) {
+            return;
+        }
+        versions.insert(shop.to_string(), served.to_string());
+        drop(versions);
+        let requested = self.settings.api_version.as_str();
+        if served != requested {
+            metrics::counter!("gateway_api_version_mismatch_total", "shop" => shop.to_string())
+                .increment(1);
+            tracing::warn!(
+                shop,
+                requested,
+                served,
+                "shopify answered with another api version than requested"
+            );
+        }
+    }
+
+    /// Posts one document. The token goes in `X-Shopify-Access-Token` and nowhere else (never logged). No
+    /// idempotency header: Shopify has none; the mutations it de-duplicates take `@idempotent(key:)` in the document.
     pub async fn post(
         &self,
         shop: &str,
         token: &SecretString,
         query: &str,
         variables: &Value,
-        idempotency_key: Option<&str>,
     ) -> Answer {
-        let mut request = self
+        let request = self
             .client(shop)
             .post(self.graphql_url(shop))
             .header("X-Shopify-Access-Token", token.expose_secret())
             .json(&serde_json::json!({ "query": query, "variables": variables }));
-        if let Some(key) = idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) if e.is_timeout() => return transient("request timed out", None),
             Err(e) => return transient(&format!("request failed: {}", without_url(&e)), None),
         };
         let status = response.status().as_u16();
+        if let Some(served) = response
+            .headers()
+            .get("x-shopify-api-version")
+            .and_then(|v| v.to_str().ok())
+        {
+            self.record_served_version(shop, served);
+        }
         let retry_after = response
             .headers()
             .get("retry-after")
@@ -355,7 +397,7 @@ mod tests {
     #[test]
     fn urls_are_shopifys_with_the_configured_scheme_and_port() {
         let settings = ShopifySettings {
-            api_version: "2025-10".into(),
+            api_version: "2026-10".into(),
             scheme: "https".into(),
             port: 0,
             connect_to: String::new(),
@@ -364,7 +406,7 @@ mod tests {
         let http = ShopifyHttp::new(settings.clone()).unwrap();
         assert_eq!(
             http.graphql_url("a.myshopify.com"),
-            "https://a.myshopify.com/admin/api/2025-10/graphql.json"
+            "https://a.myshopify.com/admin/api/2026-10/graphql.json"
         );
         let http = ShopifyHttp::new(ShopifySettings {
             scheme: "http".into(),
@@ -374,7 +416,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             http.graphql_url("a.myshopify.com"),
-            "http://a.myshopify.com:9/admin/api/2025-10/graphql.json"
+            "http://a.myshopify.com:9/admin/api/2026-10/graphql.json"
         );
     }
 }

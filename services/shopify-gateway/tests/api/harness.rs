@@ -36,7 +36,7 @@ use crate::budget::{Fixture, fixture};
 /// so that is the proxy's too), giving up on a call after `deadline_secs`.
 pub(crate) fn executor_via(connect_to: SocketAddr, deadline_secs: u64) -> Executor {
     let settings = ShopifySettings {
-        api_version: "2025-10".into(),
+        api_version: "2026-10".into(),
         scheme: "http".into(),
         port: connect_to.port(),
         connect_to: connect_to.to_string(),

@@ -59,7 +59,7 @@ fn replica(
     tokens: &HashMap<String, SecretString>,
 ) -> (Leases, PartitionManager) {
     let settings = ShopifySettings {
-        api_version: "2025-10".into(),
+        api_version: "2026-10".into(),
         scheme: "http".into(),
         port: sim.addr().port(),
         connect_to: sim.addr().to_string(),
