@@ -166,16 +166,7 @@ fn refusal(body: &[u8]) -> String {
 /// `<name>.myshopify.com` and nothing else: the gateway sends an app secret to this host, so it is checked here too,
 /// not only by auth.
 fn shop_domain(input: &str) -> Result<&str, Status> {
-    let valid = input.strip_suffix(".myshopify.com").is_some_and(|name| {
-        !name.is_empty()
-            && name.len() <= 63
-            && !name.starts_with('-')
-            && !name.ends_with('-')
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    });
-    if valid {
+    if crate::shopify::is_shop_domain(input) {
         Ok(input)
     } else {
         Err(Status::invalid_argument(format!(

@@ -20,13 +20,19 @@ use crate::{
     shopify::FatalKind,
 };
 
-/// Where the gateway gets a channel's Shopify token (auth, over gRPC, with the gateway's service identity).
+/// Where the gateway gets a channel's Shopify shop and token (auth, over gRPC, with the gateway's service identity).
 pub trait CredentialSource: Send + Sync + 'static {
-    fn token<'a>(
+    fn credentials<'a>(
         &'a self,
         channel_id: &'a str,
-        shop_domain: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<SecretString, CredentialError>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<ChannelCredentials, CredentialError>> + Send + 'a>>;
+}
+
+/// A channel's shop as auth knows it: the domain its token was granted for, and the token. The gateway calls this
+/// domain, never one a command names (a command naming another shop is refused).
+pub struct ChannelCredentials {
+    pub shop_domain: String,
+    pub token: SecretString,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -706,15 +712,38 @@ impl Handler for CommandHandler {
             tracing::info!(command_id = %command.command_id, "command already answered; not running it again");
             return Ok(());
         }
-        let (result, published) = match self
-            .credentials
-            .token(&command.channel_id, &command.shop_domain)
-            .await
-        {
-            Ok(token) => {
+        let (result, published) = match self.credentials.credentials(&command.channel_id).await {
+            // The bus is not trusted with where a token goes: the shop is the channel's, as auth says.
+            Ok(channel) if channel.shop_domain != command.shop_domain => {
+                tracing::warn!(
+                    command_id = %command.command_id,
+                    channel_id = %command.channel_id,
+                    command_shop = %command.shop_domain,
+                    channel_shop = %channel.shop_domain,
+                    "a command names another shop than its channel's; refused, nothing sent"
+                );
+                (
+                    pb::CommandResult {
+                        command_id: command.command_id.clone(),
+                        shop_domain: command.shop_domain.clone(),
+                        channel_id: command.channel_id.clone(),
+                        status: Status::Failed as i32,
+                        problems: vec![problem(
+                            "SHOP_MISMATCH",
+                            format!(
+                                "channel {} belongs to shop {}, not {}: nothing was sent",
+                                command.channel_id, channel.shop_domain, command.shop_domain
+                            ),
+                        )],
+                        ..Default::default()
+                    },
+                    Vec::new(),
+                )
+            }
+            Ok(channel) => {
                 let shop = ShopCredentials {
-                    domain: command.shop_domain.clone(),
-                    token,
+                    domain: channel.shop_domain,
+                    token: channel.token,
                 };
                 self.run(command, &shop, event.last_delivery)
                     .await

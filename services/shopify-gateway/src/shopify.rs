@@ -138,6 +138,14 @@ pub struct ShopifyHttp {
 impl ShopifyHttp {
     pub fn new(settings: ShopifySettings) -> anyhow::Result<Self> {
         shopbridge_platform::install_crypto_provider();
+        // Tokens go to Shopify over TLS; plain HTTP only to a simulator every shop is redirected to.
+        if settings.scheme != "https" && settings.connect_to.is_empty() {
+            anyhow::bail!(
+                "configuration key `service.shopify.scheme` is {:?}: Shopify is called over https; another scheme \
+                 only with `service.shopify.connect_to` set (a simulator)",
+                settings.scheme
+            );
+        }
         let connect_to = if settings.connect_to.is_empty() {
             None
         } else {
@@ -245,6 +253,14 @@ impl ShopifyHttp {
         query: &str,
         variables: &Value,
     ) -> Answer {
+        if !is_shop_domain(shop) {
+            return fatal(
+                FatalKind::UnknownShop,
+                &format!(
+                    "refused to send a token to {shop:?}: not a shop domain (<name>.myshopify.com)"
+                ),
+            );
+        }
         let request = self
             .client(shop)
             .post(self.graphql_url(shop))
@@ -298,6 +314,20 @@ impl ShopifyHttp {
             ),
         }
     }
+}
+
+/// Whether `host` is a shop's own domain, `<name>.myshopify.com` (lowercase letters, digits and dashes): the only
+/// hosts a shop's token is sent to.
+pub fn is_shop_domain(host: &str) -> bool {
+    host.strip_suffix(".myshopify.com").is_some_and(|name| {
+        !name.is_empty()
+            && name.len() <= 63
+            && !name.starts_with('-')
+            && !name.ends_with('-')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    })
 }
 
 /// reqwest errors can carry the URL; ours holds no secret, but keep messages short and stable.
@@ -411,12 +441,54 @@ mod tests {
         let http = ShopifyHttp::new(ShopifySettings {
             scheme: "http".into(),
             port: 9,
-            ..settings
+            connect_to: "127.0.0.1:9".into(),
+            ..settings.clone()
         })
         .unwrap();
         assert_eq!(
             http.graphql_url("a.myshopify.com"),
             "http://a.myshopify.com:9/admin/api/2026-10/graphql.json"
         );
+        // Plain HTTP only towards a simulator every shop is redirected to.
+        let refused = ShopifyHttp::new(ShopifySettings {
+            scheme: "http".into(),
+            ..settings
+        });
+        assert!(refused.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_token_is_sent_to_shop_domains_only() {
+        let http = ShopifyHttp::new(ShopifySettings {
+            api_version: "2026-10".into(),
+            scheme: "https".into(),
+            port: 0,
+            connect_to: String::new(),
+            request_timeout_secs: 1,
+        })
+        .unwrap();
+        let token = SecretString::from("shpat_secret");
+        for host in [
+            "evil.com",
+            "a.myshopify.com.evil.com",
+            "a.myshopify.com@evil.com",
+            "127.0.0.1",
+            "",
+        ] {
+            let answer = http
+                .post(host, &token, "{ shop { name } }", &serde_json::json!({}))
+                .await;
+            assert!(
+                matches!(
+                    answer,
+                    Answer::Fatal {
+                        kind: FatalKind::UnknownShop,
+                        ..
+                    }
+                ),
+                "{host:?}: {answer:?}"
+            );
+        }
+        assert!(is_shop_domain("shop-42.myshopify.com"));
     }
 }

@@ -1,10 +1,13 @@
 //! Commands over the bus: a command on its partition and lane is run against the (simulated) shop and answered with
-//! exactly one CommandResult; a re-sent command makes no second Shopify call and publishes no second result.
+//! exactly one CommandResult; a re-sent command makes no second Shopify call and publishes no second result, and a
+//! command naming another shop than its channel's is refused without a call.
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use secrecy::SecretString;
-use shopbridge_gateway::commands::{CommandHandler, CredentialError, CredentialSource};
+use shopbridge_gateway::commands::{
+    ChannelCredentials, CommandHandler, CredentialError, CredentialSource,
+};
 use shopbridge_platform::{
     bus::{ConsumerRunner, EventMeta, Relay, names},
     config::{ConsumerSettings, OutboxSettings},
@@ -15,20 +18,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::budget::{fixture, shop};
 
-/// Tokens by channel, standing in for auth.
-struct StaticCredentials(HashMap<String, SecretString>);
+/// Shops and tokens by channel, standing in for auth.
+struct StaticCredentials(HashMap<String, (String, SecretString)>);
 
 impl CredentialSource for StaticCredentials {
-    fn token<'a>(
+    fn credentials<'a>(
         &'a self,
         channel_id: &'a str,
-        _shop: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<SecretString, CredentialError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<ChannelCredentials, CredentialError>> + Send + 'a>>
+    {
         Box::pin(async move {
-            self.0
+            let (shop_domain, token) = self
+                .0
                 .get(channel_id)
                 .cloned()
-                .ok_or_else(|| CredentialError::NotFound(channel_id.into()))
+                .ok_or_else(|| CredentialError::NotFound(channel_id.into()))?;
+            Ok(ChannelCredentials { shop_domain, token })
         })
     }
 }
@@ -52,7 +57,7 @@ async fn a_command_is_answered_once_even_when_sent_twice() {
         f.executor.clone(),
         Arc::new(StaticCredentials(HashMap::from([(
             "channel-1".to_string(),
-            credentials.token.clone(),
+            (credentials.domain.clone(), credentials.token.clone()),
         )]))),
         db.pool.clone(),
         reqwest::Client::new(),
@@ -133,16 +138,30 @@ async fn a_command_is_answered_once_even_when_sent_twice() {
         ..command.clone()
     };
     send(&nats, "outbox-row-3", &unknown, "sync").await;
+    // A command naming another shop than its channel's (on the same partition, so this consumer gets it): the
+    // channel's token must not go there.
+    let partition_of = |d: &str| names::partition_for(d, names::GATEWAY_PARTITIONS);
+    let other = (0..)
+        .map(|i| format!("other-{i}.myshopify.com"))
+        .find(|d| partition_of(d) == partition_of(&credentials.domain))
+        .unwrap();
+    f.client.create_shop(&other, "standard").await.unwrap();
+    let elsewhere = pb::Command {
+        command_id: "cmd-44".into(),
+        shop_domain: other.clone(),
+        ..command.clone()
+    };
+    send(&nats, "outbox-row-4", &elsewhere, "sync").await;
 
-    eventually("both commands answered", || async {
-        nats.events::<pb::CommandResult>().await.len() >= 2
+    eventually("the three commands answered", || async {
+        nats.events::<pb::CommandResult>().await.len() >= 3
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let answered = nats.events::<pb::CommandResult>().await;
     let answered_again = nats.events::<pb::CommandResult>().await;
-    assert_eq!(answered.len(), 2, "{answered:?}");
-    assert_eq!(answered_again.len(), 2, "no late duplicate");
+    assert_eq!(answered.len(), 3, "{answered:?}");
+    assert_eq!(answered_again.len(), 3, "no late duplicate");
 
     let ok = answered.iter().find(|r| r.command_id == "cmd-42").unwrap();
     assert_eq!(
@@ -154,6 +173,19 @@ async fn a_command_is_answered_once_even_when_sent_twice() {
     let failed = answered.iter().find(|r| r.command_id == "cmd-43").unwrap();
     assert_eq!(failed.status, pb::command_result::Status::Failed as i32);
     assert_eq!(failed.problems[0].code, "NO_CREDENTIALS");
+    let refused = answered.iter().find(|r| r.command_id == "cmd-44").unwrap();
+    assert_eq!(refused.status, pb::command_result::Status::Failed as i32);
+    assert_eq!(refused.problems[0].code, "SHOP_MISMATCH", "{refused:?}");
+    assert_eq!(refused.calls, 0);
+    let other_stats = f.client.stats(&other).await.unwrap();
+    assert_eq!(
+        (
+            &other_stats["graphql_requests"],
+            &other_stats["unauthorized"]
+        ),
+        (&serde_json::json!(0), &serde_json::json!(0)),
+        "nothing was sent to the other shop: {other_stats}"
+    );
 
     let stats = f.client.stats(&credentials.domain).await.unwrap();
     assert_eq!(
