@@ -212,11 +212,6 @@ impl ShopifyHttp {
         self.client(shop)
     }
 
-    /// The API version configured for requests.
-    pub fn api_version(&self) -> &str {
-        &self.settings.api_version
-    }
-
     /// The API version `shop` last answered with, if it has answered.
     pub fn served_version(&self, shop: &str) -> Option<String> {
         self.served.lock().unwrap().get(shop).cloned()
