@@ -60,6 +60,11 @@ async fn naive(client: &SimClient, shop: &str, token: &str, calls: Vec<Call>) {
                     .as_array()
                     .is_some_and(|e| e.iter().any(|e| e["extensions"]["code"] == "THROTTLED"));
                 if status == 200 && !throttled {
+                    // A baseline whose calls fail would measure nothing.
+                    assert!(
+                        body["errors"].is_null(),
+                        "the naive client's call failed: {body}"
+                    );
                     return;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -70,10 +75,11 @@ async fn naive(client: &SimClient, shop: &str, token: &str, calls: Vec<Call>) {
 
 fn inventory_calls(sets: &[QuantitySet]) -> Vec<Call> {
     sets.chunks(ops::INVENTORY_BATCH)
-        .map(|batch| Call {
+        .enumerate()
+        .map(|(i, batch)| Call {
             document: documents::INVENTORY_SET.text,
-            variables: json!({"input": {"name": "available", "reason": "correction", "ignoreCompareQuantity": true,
-                "quantities": batch.iter().map(|q| json!({"inventoryItemId": q.inventory_item_id, "locationId": q.location_id, "quantity": q.quantity})).collect::<Vec<_>>()}}),
+            variables: json!({"idempotencyKey": format!("naive-inv:{i}"), "input": {"name": "available", "reason": "correction",
+                "quantities": batch.iter().map(|q| json!({"inventoryItemId": q.inventory_item_id, "locationId": q.location_id, "quantity": q.quantity, "changeFromQuantity": null})).collect::<Vec<_>>()}}),
         })
         .collect()
 }
