@@ -60,6 +60,11 @@ async fn naive(client: &SimClient, shop: &str, token: &str, calls: Vec<Call>) {
                     .as_array()
                     .is_some_and(|e| e.iter().any(|e| e["extensions"]["code"] == "THROTTLED"));
                 if status == 200 && !throttled {
+                    // A baseline whose calls fail would measure nothing.
+                    assert!(
+                        body["errors"].is_null(),
+                        "the naive client's call failed: {body}"
+                    );
                     return;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -70,10 +75,11 @@ async fn naive(client: &SimClient, shop: &str, token: &str, calls: Vec<Call>) {
 
 fn inventory_calls(sets: &[QuantitySet]) -> Vec<Call> {
     sets.chunks(ops::INVENTORY_BATCH)
-        .map(|batch| Call {
+        .enumerate()
+        .map(|(i, batch)| Call {
             document: documents::INVENTORY_SET.text,
-            variables: json!({"input": {"name": "available", "reason": "correction", "ignoreCompareQuantity": true,
-                "quantities": batch.iter().map(|q| json!({"inventoryItemId": q.inventory_item_id, "locationId": q.location_id, "quantity": q.quantity})).collect::<Vec<_>>()}}),
+            variables: json!({"idempotencyKey": format!("naive-inv:{i}"), "input": {"name": "available", "reason": "correction",
+                "quantities": batch.iter().map(|q| json!({"inventoryItemId": q.inventory_item_id, "locationId": q.location_id, "quantity": q.quantity, "changeFromQuantity": null})).collect::<Vec<_>>()}}),
         })
         .collect()
 }
@@ -160,7 +166,7 @@ fn main() {
         let sim = Simulator::start_on(SimConfig::default(), "127.0.0.1:0").await.unwrap();
         let client = SimClient::new(sim.addr());
         let settings = ShopifySettings {
-            api_version: "2025-10".into(),
+            api_version: "2026-10".into(),
             scheme: "http".into(),
             port: sim.addr().port(),
             connect_to: sim.addr().to_string(),
@@ -188,7 +194,7 @@ fn main() {
                     let updates = prices(&client.read(&domain, "products").await.unwrap());
                     match client_kind {
                         "gateway" => measure(&client, &domain, async {
-                            let o = ops::update_variant_prices(&executor, &shop, Lane::Sync, "bench-price", &updates).await;
+                            let o = ops::update_variant_prices(&executor, &shop, Lane::Sync, &updates).await;
                             assert!(o.failed_calls.is_empty());
                         }).await,
                         _ => measure(&client, &domain, naive(&client, &domain, &token, price_calls(&updates))).await,

@@ -166,16 +166,7 @@ fn refusal(body: &[u8]) -> String {
 /// `<name>.myshopify.com` and nothing else: the gateway sends an app secret to this host, so it is checked here too,
 /// not only by auth.
 fn shop_domain(input: &str) -> Result<&str, Status> {
-    let valid = input.strip_suffix(".myshopify.com").is_some_and(|name| {
-        !name.is_empty()
-            && name.len() <= 63
-            && !name.starts_with('-')
-            && !name.ends_with('-')
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    });
-    if valid {
+    if crate::shopify::is_shop_domain(input) {
         Ok(input)
     } else {
         Err(Status::invalid_argument(format!(
@@ -291,7 +282,6 @@ impl ShopifyAccessService for AccessService {
             document: documents::SHOP_INFO,
             variables: json!({}),
             expected_cost: 2.0,
-            idempotency_key: None,
         };
         // A merchant is waiting: the most urgent lane, and a bound on the executor's retries.
         let call = self.executor.call(&credentials, Lane::Orders, &op);

@@ -395,7 +395,6 @@ async fn stage_variables(
         variables: json!({"input": [{"resource": "BULK_MUTATION_VARIABLES", "filename": filename,
             "mimeType": "text/jsonl", "httpMethod": "POST"}]}),
         expected_cost: MUTATION_COST,
-        idempotency_key: Some(format!("{}:staged:{stage}", w.command_id)),
     };
     *calls += 1;
     let data = w.executor.call(w.shop, w.lane, &staged).await?;

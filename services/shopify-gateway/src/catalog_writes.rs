@@ -3,8 +3,11 @@
 //! call with all its publications) and smart collections (`collectionCreate`). Above a size threshold, product
 //! upserts and metafields go as one bulk mutation instead ([`crate::bulk_mutation`]).
 //!
-//! Every call carries an idempotency key derived from the command id and the item's index, so a redelivered command
-//! never applies a write twice. Input Shopify is known to refuse is checked before any call: a bad item becomes a
+//! A redelivered command, or a call sent again after a lost answer, never applies a write twice: these writes set
+//! absolute values (`productSet` upserts by id or handle, costs, metafields, publications), and a smart collection is
+//! looked up by handle before it is created (Shopify has no idempotency key for them; `@idempotent` is for inventory
+//! mutations only). Known gap: a `collectionCreate` whose answer is lost and that the executor sends again can create a
+//! second collection. Input Shopify is known to refuse is checked before any call: a bad item becomes a
 //! problem naming it (`<list>.<index>...`) and is not sent, the others are. Shopify's userErrors are renamed the same
 //! way, so every problem says which input item it is about.
 
@@ -403,7 +406,11 @@ fn product_set_variables(index: usize, p: &pb::ProductInput) -> Result<(Value, f
                 variant.insert("sku".into(), json!(v.sku));
             }
             if !v.barcode.is_empty() {
-                variant.insert("barcode".into(), json!(v.barcode));
+                // Never both fields: Shopify refuses that (INCOMPATIBLE_BARCODE_FIELDS).
+                match barcode_input(&v.barcode) {
+                    Some(barcode) => variant.insert("barcodes".into(), json!([barcode])),
+                    None => variant.insert("barcode".into(), json!(v.barcode)),
+                };
             }
             if let Some(price) = &v.price {
                 let amount = checked_money(&mut errors, list, &at("price"), price);
@@ -562,7 +569,6 @@ pub async fn upsert_products(
                         document: documents::PRODUCT_SET,
                         variables,
                         expected_cost: cost,
-                        idempotency_key: Some(format!("{}:product:{i}", w.command_id)),
                     },
                 )
             })
@@ -662,7 +668,6 @@ pub async fn set_inventory_item_costs(w: &Writer<'_>, set: &pb::SetInventoryItem
                 document: documents::INVENTORY_ITEM_COST,
                 variables: json!({"id": c.inventory_item_id, "input": {"cost": cost}}),
                 expected_cost: MUTATION_COST,
-                idempotency_key: Some(format!("{}:cost:{i}", w.command_id)),
             },
         ));
     }
@@ -783,12 +788,7 @@ pub async fn set_metafields(
         let operations = batches
             .iter()
             .enumerate()
-            .map(|(b, batch)| {
-                (
-                    b,
-                    metafields_call(w, batch_variables(batch), &format!("{b}"), batch.len()),
-                )
-            })
+            .map(|(b, batch)| (b, metafields_call(batch_variables(batch), batch.len())))
             .collect();
         absorb_calls(
             run_calls(w, operations).await,
@@ -814,12 +814,7 @@ pub async fn set_metafields(
         let operations = resend
             .iter()
             .enumerate()
-            .map(|(n, (b, rest))| {
-                (
-                    n,
-                    metafields_call(w, batch_variables(rest), &format!("{b}:rest"), rest.len()),
-                )
-            })
+            .map(|(n, (_, rest))| (n, metafields_call(batch_variables(rest), rest.len())))
             .collect();
         for (n, payload) in absorb_calls(
             run_calls(w, operations).await,
@@ -888,12 +883,11 @@ fn refused(
     (!whole_call && !rest.is_empty()).then_some(rest)
 }
 
-fn metafields_call(w: &Writer<'_>, variables: Value, what: &str, entries: usize) -> Operation {
+fn metafields_call(variables: Value, entries: usize) -> Operation {
     Operation {
         document: documents::METAFIELDS_SET,
         variables,
         expected_cost: MUTATION_COST + 2.0 + entries as f64,
-        idempotency_key: Some(format!("{}:metafields:{what}", w.command_id)),
     }
 }
 
@@ -962,7 +956,6 @@ pub async fn publish_products(w: &Writer<'_>, publish: &pb::PublishProducts) -> 
                 document: documents::PUBLISH,
                 variables: json!({"id": product, "input": input}),
                 expected_cost: MUTATION_COST,
-                idempotency_key: Some(format!("{}:publish:{i}", w.command_id)),
             },
         ));
     }
@@ -1049,7 +1042,6 @@ pub async fn create_smart_collection(
         document: documents::COLLECTION_BY_HANDLE,
         variables: json!({ "handle": create.handle }),
         expected_cost: 1.0,
-        idempotency_key: None,
     };
     outcome.calls += 1;
     match w.executor.call(w.shop, w.lane, &lookup).await {
@@ -1083,7 +1075,6 @@ pub async fn create_smart_collection(
         document: documents::COLLECTION_CREATE,
         variables: json!({ "input": input }),
         expected_cost: MUTATION_COST,
-        idempotency_key: Some(format!("{}:collection", w.command_id)),
     };
     let payload = absorb_calls(
         run_calls(w, vec![(0, op)]).await,
@@ -1107,6 +1098,34 @@ pub async fn create_smart_collection(
     }
     let written = usize::from(created.is_some());
     (created, finish(outcome, written))
+}
+
+/// A variant's barcode as 2026-10's `barcodes` entry (`{type, value}`; `barcode` is deprecated there:
+/// https://shopify.dev/changelog/product-variant-barcode-is-being-replaced-by-barcodes). The type is inferred from the
+/// code's form, which the changelog does not spell out [INF]: 8 or 13 digits EAN (13 starting 978/979: ISBN), 12
+/// digits UPC, 14 digits GTIN, 10 characters of an ISBN-10, `B0` and 8 letters or digits ASIN. None when no type fits:
+/// the caller then sends the deprecated `barcode`, still accepted in 2026-10, rather than guess.
+pub(crate) fn barcode_input(code: &str) -> Option<Value> {
+    let code = code.trim();
+    if !code.is_ascii() {
+        return None;
+    }
+    let digits = code.bytes().all(|b| b.is_ascii_digit());
+    let kind = match code.len() {
+        8 if digits => "EAN",
+        12 if digits => "UPC",
+        13 if digits && (code.starts_with("978") || code.starts_with("979")) => "ISBN",
+        13 if digits => "EAN",
+        14 if digits => "GTIN",
+        10 if code.starts_with("B0") && code.bytes().all(|b| b.is_ascii_alphanumeric()) => "ASIN",
+        10 if code[..9].bytes().all(|b| b.is_ascii_digit())
+            && code[9..].bytes().all(|b| b.is_ascii_digit() || b == b'X') =>
+        {
+            "ISBN"
+        }
+        _ => return None,
+    };
+    Some(json!({ "type": kind, "value": code }))
 }
 
 #[cfg(test)]
@@ -1229,6 +1248,25 @@ mod tests {
         assert_eq!(
             errors[0]["field"],
             json!(["products", "0", "variants", "0", "price"])
+        );
+    }
+
+    #[test]
+    fn barcodes_are_typed_by_their_form_or_left_to_the_old_field() {
+        let typed =
+            |code: &str| barcode_input(code).map(|b| b["type"].as_str().unwrap().to_string());
+        assert_eq!(typed("012345678905").as_deref(), Some("UPC"));
+        assert_eq!(typed("4006381333931").as_deref(), Some("EAN"));
+        assert_eq!(typed("96385074").as_deref(), Some("EAN"));
+        assert_eq!(typed("9780306406157").as_deref(), Some("ISBN"));
+        assert_eq!(typed("030640615X").as_deref(), Some("ISBN"));
+        assert_eq!(typed("10012345678902").as_deref(), Some("GTIN"));
+        assert_eq!(typed("B08N5WRWNW").as_deref(), Some("ASIN"));
+        assert_eq!(typed("BAR-1"), None);
+        assert_eq!(typed("ÄÖÜ1234567"), None);
+        assert_eq!(
+            barcode_input(" 012345678905 ").unwrap(),
+            json!({"type": "UPC", "value": "012345678905"})
         );
     }
 }

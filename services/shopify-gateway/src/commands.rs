@@ -1,7 +1,8 @@
 //! Commands from the bus: each `Command` is run through the executor and answered with one `CommandResult` event,
 //! written to the outbox in the transaction that records the command as done. A command id seen before (a re-sent
-//! command, or one redelivered after a crash) publishes nothing new; its Shopify calls carry idempotency keys derived
-//! from the command id, so a crash between the calls and the commit never applies a call twice.
+//! command, or one redelivered after a crash) publishes nothing new; its Shopify calls are safe to send again (inventory
+//! writes carry `@idempotent` keys derived from the command id, see `idempotency`; the other writes set absolute values
+//! or are read back first), so a crash between the calls and the commit never applies a call twice.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -19,13 +20,19 @@ use crate::{
     shopify::FatalKind,
 };
 
-/// Where the gateway gets a channel's Shopify token (auth, over gRPC, with the gateway's service identity).
+/// Where the gateway gets a channel's Shopify shop and token (auth, over gRPC, with the gateway's service identity).
 pub trait CredentialSource: Send + Sync + 'static {
-    fn token<'a>(
+    fn credentials<'a>(
         &'a self,
         channel_id: &'a str,
-        shop_domain: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<SecretString, CredentialError>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<ChannelCredentials, CredentialError>> + Send + 'a>>;
+}
+
+/// A channel's shop as auth knows it: the domain its token was granted for, and the token. The gateway calls this
+/// domain, never one a command names (a command naming another shop is refused).
+pub struct ChannelCredentials {
+    pub shop_domain: String,
+    pub token: SecretString,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -388,7 +395,6 @@ impl CommandHandler {
                     document: documents::SHOP_INFO,
                     variables: serde_json::json!({}),
                     expected_cost: 2.0,
-                    idempotency_key: None,
                 };
                 result.calls = 1;
                 match self.executor.call(shop, lane, &op).await {
@@ -445,14 +451,7 @@ impl CommandHandler {
                             .collect(),
                     })
                     .collect();
-                ops::update_variant_prices(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    &products,
-                )
-                .await
+                ops::update_variant_prices(&self.executor, shop, lane, &products).await
             }
             Some(Op::ExportCatalog(_)) => return Ok(self.export(command, shop, result).await),
             Some(Op::ExportCatalogDelta(delta)) => {
@@ -549,21 +548,12 @@ impl CommandHandler {
                 return Ok(self.fetch_orders(command, fetch, shop, result).await);
             }
             Some(Op::TagOrder(tag)) => {
-                ops::tag_order(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    tag.order_id.trim(),
-                    &tag.tags,
-                )
-                .await
+                ops::tag_order(&self.executor, shop, lane, tag.order_id.trim(), &tag.tags).await
             }
             Some(Op::CloseOrder(close)) => {
                 let order_id = close.order_id.trim();
                 let (closed, outcome) =
-                    ops::close_order(&self.executor, shop, lane, &command.command_id, order_id)
-                        .await;
+                    ops::close_order(&self.executor, shop, lane, order_id).await;
                 if let Some(closed) = closed {
                     result.result =
                         Some(pb::command_result::Result::OrderClosed(pb::OrderClosed {
@@ -575,38 +565,21 @@ impl CommandHandler {
             }
             Some(Op::CreateFulfillment(create)) => {
                 let request = crate::fulfillments::Request::from(create);
-                let (created, outcome) = crate::fulfillments::create(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    &request,
-                )
-                .await;
+                let (created, outcome) =
+                    crate::fulfillments::create(&self.executor, shop, lane, &request).await;
                 result.result = created.map(pb::command_result::Result::FulfillmentCreated);
                 outcome
             }
             Some(Op::UpdateTracking(update)) => {
-                let (updated, outcome) = crate::fulfillments::update_tracking(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    update,
-                )
-                .await;
+                let (updated, outcome) =
+                    crate::fulfillments::update_tracking(&self.executor, shop, lane, update).await;
                 result.result = updated.map(pb::command_result::Result::TrackingUpdated);
                 outcome
             }
             Some(Op::RegisterWebhooks(register)) => {
-                let (registered, outcome) = crate::webhook_subscriptions::register(
-                    &self.executor,
-                    shop,
-                    lane,
-                    &command.command_id,
-                    register,
-                )
-                .await;
+                let (registered, outcome) =
+                    crate::webhook_subscriptions::register(&self.executor, shop, lane, register)
+                        .await;
                 result.result = Some(pb::command_result::Result::WebhooksRegistered(registered));
                 outcome
             }
@@ -739,15 +712,38 @@ impl Handler for CommandHandler {
         if let Some(stored) = seen {
             return answer_again(tx, event, stored).await;
         }
-        let (result, published) = match self
-            .credentials
-            .token(&command.channel_id, &command.shop_domain)
-            .await
-        {
-            Ok(token) => {
+        let (result, published) = match self.credentials.credentials(&command.channel_id).await {
+            // The bus is not trusted with where a token goes: the shop is the channel's, as auth says.
+            Ok(channel) if channel.shop_domain != command.shop_domain => {
+                tracing::warn!(
+                    command_id = %command.command_id,
+                    channel_id = %command.channel_id,
+                    command_shop = %command.shop_domain,
+                    channel_shop = %channel.shop_domain,
+                    "a command names another shop than its channel's; refused, nothing sent"
+                );
+                (
+                    pb::CommandResult {
+                        command_id: command.command_id.clone(),
+                        shop_domain: command.shop_domain.clone(),
+                        channel_id: command.channel_id.clone(),
+                        status: Status::Failed as i32,
+                        problems: vec![problem(
+                            "SHOP_MISMATCH",
+                            format!(
+                                "channel {} belongs to shop {}, not {}: nothing was sent",
+                                command.channel_id, channel.shop_domain, command.shop_domain
+                            ),
+                        )],
+                        ..Default::default()
+                    },
+                    Vec::new(),
+                )
+            }
+            Ok(channel) => {
                 let shop = ShopCredentials {
-                    domain: command.shop_domain.clone(),
-                    token,
+                    domain: channel.shop_domain,
+                    token: channel.token,
                 };
                 self.run(command, &shop, event.last_delivery)
                     .await

@@ -1,5 +1,5 @@
 //! Shop credentials from auth: the gateway signs in with its service identity (client id and secret, scope
-//! `credentials:read`), reads a channel's token over gRPC, and keeps it in memory briefly. Tokens appear nowhere
+//! `credentials:read`), reads a channel's shop domain and token over gRPC, and keeps them in memory briefly. Tokens appear nowhere
 //! else: not in logs, events or errors.
 
 use std::{
@@ -18,7 +18,7 @@ use shopbridge_proto::auth::{
 };
 use tonic::{Code, transport::Channel};
 
-use crate::commands::{CredentialError, CredentialSource};
+use crate::commands::{ChannelCredentials, CredentialError, CredentialSource};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +36,7 @@ pub struct AuthCredentials {
     settings: AuthSettings,
     channel: Channel,
     access: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
-    cache: Mutex<HashMap<String, (SecretString, Instant)>>,
+    cache: Mutex<HashMap<String, (String, SecretString, Instant)>>,
 }
 
 impl AuthCredentials {
@@ -82,7 +82,7 @@ impl AuthCredentials {
         Ok(token)
     }
 
-    async fn fetch(&self, channel_id: &str) -> Result<SecretString, CredentialError> {
+    async fn fetch(&self, channel_id: &str) -> Result<ChannelCredentials, CredentialError> {
         let access = self.access_token().await?;
         let mut request = tonic::Request::new(pb::GetShopCredentialsRequest {
             channel_id: channel_id.to_string(),
@@ -98,7 +98,13 @@ impl AuthCredentials {
             .get_shop_credentials(request)
             .await
         {
-            Ok(response) => Ok(SecretString::from(response.into_inner().access_token)),
+            Ok(response) => {
+                let response = response.into_inner();
+                Ok(ChannelCredentials {
+                    shop_domain: response.shop_domain,
+                    token: SecretString::from(response.access_token),
+                })
+            }
             Err(s) if matches!(s.code(), Code::NotFound | Code::FailedPrecondition) => {
                 Err(CredentialError::NotFound(channel_id.to_string()))
             }
@@ -111,23 +117,30 @@ impl AuthCredentials {
 }
 
 impl CredentialSource for AuthCredentials {
-    fn token<'a>(
+    fn credentials<'a>(
         &'a self,
         channel_id: &'a str,
-        _shop_domain: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<SecretString, CredentialError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<ChannelCredentials, CredentialError>> + Send + 'a>>
+    {
         Box::pin(async move {
-            if let Some((token, at)) = self.cache.lock().unwrap().get(channel_id)
+            if let Some((shop_domain, token, at)) = self.cache.lock().unwrap().get(channel_id)
                 && at.elapsed() < Duration::from_secs(self.settings.cache_secs)
             {
-                return Ok(token.clone());
+                return Ok(ChannelCredentials {
+                    shop_domain: shop_domain.clone(),
+                    token: token.clone(),
+                });
             }
-            let token = self.fetch(channel_id).await?;
-            self.cache
-                .lock()
-                .unwrap()
-                .insert(channel_id.to_string(), (token.clone(), Instant::now()));
-            Ok(token)
+            let fetched = self.fetch(channel_id).await?;
+            self.cache.lock().unwrap().insert(
+                channel_id.to_string(),
+                (
+                    fetched.shop_domain.clone(),
+                    fetched.token.clone(),
+                    Instant::now(),
+                ),
+            );
+            Ok(fetched)
         })
     }
 }

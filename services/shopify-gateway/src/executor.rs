@@ -27,9 +27,9 @@ pub struct Operation {
     pub document: Document,
     pub variables: Value,
     /// The cost the caller expects from Shopify's documented rules; Shopify's own figure replaces it once seen.
+    /// A call is retried with the same variables: a mutation must be safe to apply twice, or carry an idempotency
+    /// key Shopify honours (`@idempotent(key: $idempotencyKey)` on the inventory mutations, see `idempotency`).
     pub expected_cost: f64,
-    /// Sent as `Idempotency-Key` on mutations, so a retried call is never applied twice.
-    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +58,14 @@ pub struct Executor {
     learned_costs: Mutex<HashMap<(&'static str, u64), f64>>,
 }
 
+/// How a call sent at most once ([`Executor::call_once`]) ended.
+#[derive(Debug)]
+pub enum Once {
+    Answered(Value),
+    /// No answer came (timeout, dropped connection, 5xx, 429): Shopify may or may not have run it.
+    Unanswered(String),
+}
+
 /// What a shop's call needs: its domain and its access token.
 pub struct ShopCredentials {
     pub domain: String,
@@ -76,6 +84,11 @@ impl Executor {
 
     pub fn budget(&self) -> &Budget {
         &self.budget
+    }
+
+    /// The API version `shop` last answered with (see `ShopifySettings::api_version`).
+    pub fn served_version(&self, shop: &str) -> Option<String> {
+        self.http.served_version(shop)
     }
 
     fn estimate(&self, op: &Operation) -> f64 {
@@ -106,6 +119,11 @@ impl Executor {
         retry_after.map_or(jittered, |after| after.max(jittered))
     }
 
+    /// How long a call may keep retrying (`RetrySettings::deadline_secs`).
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs(self.retry.deadline_secs)
+    }
+
     /// Runs `op` for `shop` in `lane`; returns the response's `data`.
     pub async fn call(
         &self,
@@ -114,7 +132,30 @@ impl Executor {
         op: &Operation,
     ) -> Result<Value, CallError> {
         let span = tracing::info_span!("shopify_call", shop = %shop.domain, operation = op.document.name, lane = lane.as_str());
-        self.call_inner(shop, lane, op).instrument(span).await
+        match self
+            .call_inner(shop, lane, op, true)
+            .instrument(span)
+            .await?
+        {
+            Once::Answered(data) => Ok(data),
+            // call_inner resends until the deadline; it never gives up on an unanswered call otherwise.
+            Once::Unanswered(last) => Err(CallError::DeadlineExceeded { attempts: 1, last }),
+        }
+    }
+
+    /// Like [`call`](Self::call), but a call that got no answer is not sent again: for a mutation Shopify does not
+    /// de-duplicate and whose effect the caller can look for first (a bulk operation start). Throttled calls, which
+    /// did not run, are still sent again.
+    pub async fn call_once(
+        &self,
+        shop: &ShopCredentials,
+        lane: Lane,
+        op: &Operation,
+    ) -> Result<Once, CallError> {
+        let span = tracing::info_span!("shopify_call", shop = %shop.domain, operation = op.document.name, lane = lane.as_str());
+        self.call_inner(shop, lane, op, false)
+            .instrument(span)
+            .await
     }
 
     async fn call_inner(
@@ -122,7 +163,8 @@ impl Executor {
         shop: &ShopCredentials,
         lane: Lane,
         op: &Operation,
-    ) -> Result<Value, CallError> {
+        resend_unanswered: bool,
+    ) -> Result<Once, CallError> {
         let deadline = Instant::now() + Duration::from_secs(self.retry.deadline_secs);
         let labels = [
             ("shop", shop.domain.clone()),
@@ -140,13 +182,7 @@ impl Executor {
             metrics::counter!("gateway_calls_total", &labels).increment(1);
             let answer = self
                 .http
-                .post(
-                    &shop.domain,
-                    &shop.token,
-                    op.document.text,
-                    &op.variables,
-                    op.idempotency_key.as_deref(),
-                )
+                .post(&shop.domain, &shop.token, op.document.text, &op.variables)
                 .await;
             let (reason, retry_after) = match answer {
                 Answer::Data { data, cost } => {
@@ -156,7 +192,7 @@ impl Executor {
                         metrics::counter!("gateway_points_consumed_total", "shop" => shop.domain.clone())
                             .increment(actual.round() as u64);
                     }
-                    return Ok(data);
+                    return Ok(Once::Answered(data));
                 }
                 Answer::Throttled { cost } => {
                     self.learn(op, cost.requested);
@@ -174,6 +210,9 @@ impl Executor {
                 } => {
                     drop(permit);
                     metrics::counter!("gateway_transient_failures_total", &labels).increment(1);
+                    if !resend_unanswered {
+                        return Ok(Once::Unanswered(reason));
+                    }
                     (reason, retry_after)
                 }
                 Answer::Fatal {

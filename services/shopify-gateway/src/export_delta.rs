@@ -118,7 +118,6 @@ pub async fn export(
             document: documents::PRODUCTS_DELTA,
             variables: variables(PAGE, after.as_deref(), &query, VARIANTS, None),
             expected_cost: f64::from(page_cost(PAGE, VARIANTS)),
-            idempotency_key: None,
         };
         delta.calls += 1;
         let data = executor.call(shop, lane, &op).await?;
@@ -244,7 +243,6 @@ async fn follow_up(
             Some(variants_after),
         ),
         expected_cost: f64::from(page_cost(1, FOLLOW_UP_VARIANTS)),
-        idempotency_key: None,
     };
     let data = executor.call(shop, lane, &op).await?;
     let page = data["products"]["nodes"]

@@ -1,7 +1,7 @@
 //! Shipments: a fulfillment of an order's items at one location, with tracking. The gateway reads the order's
 //! fulfillment orders (a cheap call first, so urgent work is not held long by the budget), the line items of those
-//! assigned to the location, maps the requested lines onto them, and makes one `fulfillmentCreate` with an
-//! idempotency key derived from the command id. Mapping is all or nothing: a line that cannot be mapped fails the
+//! assigned to the location, maps the requested lines onto them, and makes one `fulfillmentCreate`. Mapping is all or
+//! nothing: a line that cannot be mapped fails the
 //! command with a typed problem and nothing is sent.
 //!
 //! A command redelivered after a crash between `fulfillmentCreate` and the commit of its result finds the items
@@ -307,7 +307,6 @@ pub async fn create(
     executor: &Executor,
     shop: &ShopCredentials,
     lane: Lane,
-    command_id: &str,
     request: &Request,
 ) -> (Option<pb::FulfillmentCreated>, Outcome) {
     let mut outcome = Outcome::default();
@@ -423,7 +422,6 @@ pub async fn create(
         document: documents::FULFILLMENT_CREATE,
         variables: json!({ "fulfillment": input }),
         expected_cost: MUTATION_COST,
-        idempotency_key: Some(format!("{command_id}:fulfillment")),
     };
     outcome.calls += 1;
     let data = match executor.call(shop, lane, &op).await {
@@ -440,6 +438,24 @@ pub async fn create(
         .cloned()
         .unwrap_or_default();
     let fulfillment = &payload["fulfillment"];
+    if !errors.is_empty() {
+        // Shopify has no idempotency key for fulfillmentCreate. When the executor sent it again after a lost answer,
+        // the first attempt may have fulfilled the items and this one is refused: read back whether this shipment
+        // (same location and tracking number) exists, as a redelivered command does. Without a tracking number it
+        // cannot be told apart from another shipment, and the refusal stands.
+        match existing(executor, shop, lane, request, &mut outcome).await {
+            Ok(Some(found)) => {
+                return (
+                    Some(pb::FulfillmentCreated {
+                        fulfillments: vec![found],
+                    }),
+                    outcome,
+                );
+            }
+            Ok(None) => {}
+            Err(e) => outcome.failed_calls.push((outcome.calls, e)),
+        }
+    }
     if !errors.is_empty() || !fulfillment.is_object() {
         outcome.user_errors.extend(errors);
         outcome.failed = true;
@@ -479,7 +495,6 @@ async fn read_fulfillment_orders(
             document: documents::ORDER_FULFILLMENT_ORDERS,
             variables: json!({ "id": request.order_id, "first": FULFILLMENT_ORDERS_PAGE, "after": after }),
             expected_cost: 3.0 + f64::from(FULFILLMENT_ORDERS_PAGE) * 3.0,
-            idempotency_key: None,
         };
         outcome.calls += 1;
         let data = executor.call(shop, lane, &op).await?;
@@ -526,7 +541,6 @@ async fn fulfillment_order_lines(
             document: documents::FULFILLMENT_ORDER_LINES,
             variables: json!({ "id": id, "first": LINES_PAGE, "after": after }),
             expected_cost: 3.0 + f64::from(LINES_PAGE) * 2.0,
-            idempotency_key: None,
         };
         outcome.calls += 1;
         let data = executor.call(shop, lane, &op).await?;
@@ -575,7 +589,6 @@ async fn existing(
         document: documents::ORDER_FULFILLMENTS,
         variables: json!({ "id": request.order_id }),
         expected_cost: 5.0,
-        idempotency_key: None,
     };
     outcome.calls += 1;
     let data = executor.call(shop, lane, &op).await?;
@@ -604,7 +617,6 @@ pub async fn update_tracking(
     executor: &Executor,
     shop: &ShopCredentials,
     lane: Lane,
-    command_id: &str,
     update: &pb::UpdateTracking,
 ) -> (Option<pb::TrackingUpdated>, Outcome) {
     let mut outcome = Outcome::default();
@@ -637,7 +649,6 @@ pub async fn update_tracking(
             "notifyCustomer": update.notify_customer,
         }),
         expected_cost: MUTATION_COST,
-        idempotency_key: Some(format!("{command_id}:tracking")),
     };
     outcome.calls = 1;
     let data = match executor.call(shop, lane, &op).await {

@@ -15,6 +15,7 @@ pub mod executor;
 pub mod export;
 pub mod export_delta;
 pub mod fulfillments;
+pub mod idempotency;
 pub mod in_flight;
 pub mod leases;
 pub mod ops;

@@ -1,7 +1,7 @@
 //! Gateway operations that take more than one call: each splits its work into Shopify-sized calls (250 quantities per
 //! `inventorySetQuantities`, one product per `productVariantsBulkUpdate`), runs them through the executor (so the
-//! budget paces them), and gives every call an idempotency key derived from the command id, so a retried or
-//! re-delivered command never applies a call twice.
+//! budget paces them). A retried or re-delivered command never applies a call twice: inventory calls carry an
+//! `@idempotent` key derived from the command id (see `idempotency`), price updates set absolute values.
 
 use futures::{StreamExt, stream};
 use serde_json::{Value, json};
@@ -10,6 +10,7 @@ use crate::{
     budget::Lane,
     documents,
     executor::{CallError, Executor, Operation, ShopCredentials},
+    idempotency::{self, Verdict},
 };
 
 /// Shopify's cap on quantities per `inventorySetQuantities`.
@@ -19,7 +20,7 @@ const CALL_CONCURRENCY: usize = 8;
 /// Shopify's documented base cost of a mutation; payload objects are free, and Shopify's own figure replaces it.
 const MUTATION_COST: f64 = 10.0;
 
-/// One quantity to set, with the quantity we believe Shopify has (compare-and-set), if known.
+/// One quantity to set, with the quantity we believe Shopify has (compare-and-swap: `changeFromQuantity`), if known.
 #[derive(Debug, Clone)]
 pub struct QuantitySet {
     pub inventory_item_id: String,
@@ -77,12 +78,143 @@ async fn run_calls(
     operations: Vec<Operation>,
     payload_field: &str,
 ) -> Outcome {
-    let mut results: Vec<(usize, Result<Value, CallError>)> =
+    let results: Vec<(usize, Result<Value, CallError>)> =
         stream::iter(operations.into_iter().enumerate())
             .map(|(i, op)| async move { (i, executor.call(shop, lane, &op).await) })
             .buffer_unordered(CALL_CONCURRENCY)
             .collect()
             .await;
+    collect(results, payload_field)
+}
+
+/// Sets quantities ("available") in batches of 250, compare-and-swap (`changeFromQuantity`) where the previous
+/// quantity is known, explicit null where not. Each call carries its idempotency key (see `idempotency`), so a retry
+/// after a lost answer, or a redelivered command, applies once. A `CHANGE_FROM_QUANTITY_STALE` user error is the
+/// caller's to decide on (re-read, then set again or not): it is reported, never retried here.
+pub async fn set_inventory(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    command_id: &str,
+    quantities: &[QuantitySet],
+) -> Outcome {
+    let inputs: Vec<Value> = quantities
+        .chunks(INVENTORY_BATCH)
+        .map(|batch| {
+            let quantities: Vec<Value> = batch
+                .iter()
+                .map(|q| {
+                    json!({
+                        "inventoryItemId": q.inventory_item_id,
+                        "locationId": q.location_id,
+                        "quantity": q.quantity,
+                        "changeFromQuantity": q.compare_quantity,
+                    })
+                })
+                .collect();
+            json!({ "input": {
+                "name": "available",
+                "reason": "correction",
+                "referenceDocumentUri": format!("gid://shopbridge/Command/{command_id}"),
+                "quantities": quantities,
+            }})
+        })
+        .collect();
+    let results: Vec<(usize, Result<Value, CallError>)> =
+        stream::iter(inputs.into_iter().enumerate())
+            .map(|(i, variables)| async move {
+                let call = IdempotentCall {
+                    command_id,
+                    what: "inventory",
+                    index: i,
+                };
+                let result = idempotent_call(
+                    executor,
+                    shop,
+                    lane,
+                    documents::INVENTORY_SET,
+                    variables,
+                    call,
+                    "inventorySetQuantities",
+                )
+                .await;
+                (i, result)
+            })
+            .buffer_unordered(CALL_CONCURRENCY)
+            .collect()
+            .await;
+    collect(results, "inventorySetQuantities")
+}
+
+/// Which call of which command an idempotent call is: its key is derived from this and its variables.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotentCall<'a> {
+    pub command_id: &'a str,
+    /// The kind of call within the command (`inventory`).
+    pub what: &'a str,
+    pub index: usize,
+}
+
+/// One call of an `@idempotent` mutation (`document` declares `$idempotencyKey`), keyed by (command, what, index)
+/// and its variables; handles the `IDEMPOTENCY_*` user errors as Shopify documents them: a concurrent request with
+/// the key is waited for and sent again with the same key, a failed earlier attempt is sent again with a new key, and
+/// a key mismatch (a bug: keys follow the variables) is logged and reported with the answer's user errors.
+pub async fn idempotent_call(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    document: crate::documents::Document,
+    variables: Value,
+    call: IdempotentCall<'_>,
+    payload_field: &str,
+) -> Result<Value, CallError> {
+    let IdempotentCall {
+        command_id,
+        what,
+        index,
+    } = call;
+    let mut attempt = 0u32;
+    let mut waits = 0u32;
+    loop {
+        let key = idempotency::key(command_id, what, index, attempt, &variables);
+        let mut with_key = variables.clone();
+        with_key[idempotency::VARIABLE] = Value::String(key.clone());
+        let op = Operation {
+            document,
+            variables: with_key,
+            expected_cost: MUTATION_COST,
+        };
+        let data = executor.call(shop, lane, &op).await?;
+        match idempotency::verdict(&data[payload_field]["userErrors"]) {
+            Verdict::Done => return Ok(data),
+            Verdict::RetrySameKey if waits < idempotency::MAX_CONCURRENT_WAITS => {
+                waits += 1;
+                tracing::info!(
+                    key,
+                    "the same idempotency key is in progress at shopify; waiting"
+                );
+                tokio::time::sleep(idempotency::CONCURRENT_WAIT).await;
+            }
+            Verdict::RetryNewKey if attempt < idempotency::MAX_NEW_KEYS => {
+                attempt += 1;
+                tracing::info!(
+                    key,
+                    "the idempotency key's earlier attempt failed; sending again under a new key"
+                );
+            }
+            Verdict::KeyMismatch => {
+                tracing::error!(
+                    key,
+                    "shopify saw this idempotency key with other variables; keys follow the variables, so this is a bug"
+                );
+                return Ok(data);
+            }
+            Verdict::RetrySameKey | Verdict::RetryNewKey => return Ok(data),
+        }
+    }
+}
+
+fn collect(mut results: Vec<(usize, Result<Value, CallError>)>, payload_field: &str) -> Outcome {
     results.sort_by_key(|(i, _)| *i);
     let mut outcome = Outcome::default();
     for (i, result) in results {
@@ -91,59 +223,16 @@ async fn run_calls(
     outcome
 }
 
-/// Sets quantities ("available") in batches of 250, compare-and-set where the previous quantity is known.
-pub async fn set_inventory(
-    executor: &Executor,
-    shop: &ShopCredentials,
-    lane: Lane,
-    command_id: &str,
-    quantities: &[QuantitySet],
-) -> Outcome {
-    let operations = quantities
-        .chunks(INVENTORY_BATCH)
-        .enumerate()
-        .map(|(i, batch)| {
-            let quantities: Vec<Value> = batch
-                .iter()
-                .map(|q| {
-                    json!({
-                        "inventoryItemId": q.inventory_item_id,
-                        "locationId": q.location_id,
-                        "quantity": q.quantity,
-                        "compareQuantity": q.compare_quantity,
-                    })
-                })
-                .collect();
-            let ignore_compare = batch.iter().all(|q| q.compare_quantity.is_none());
-            Operation {
-                document: documents::INVENTORY_SET,
-                variables: json!({ "input": {
-                    "name": "available",
-                    "reason": "correction",
-                    "referenceDocumentUri": format!("gid://shopbridge/Command/{command_id}"),
-                    "ignoreCompareQuantity": ignore_compare,
-                    "quantities": quantities,
-                }}),
-                expected_cost: MUTATION_COST,
-                idempotency_key: Some(format!("{command_id}:inventory:{i}")),
-            }
-        })
-        .collect();
-    run_calls(executor, shop, lane, operations, "inventorySetQuantities").await
-}
-
 /// Updates variant prices, one `productVariantsBulkUpdate` per product.
 pub async fn update_variant_prices(
     executor: &Executor,
     shop: &ShopCredentials,
     lane: Lane,
-    command_id: &str,
     products: &[ProductPrices],
 ) -> Outcome {
     let operations = products
         .iter()
-        .enumerate()
-        .map(|(i, product)| {
+        .map(|product| {
             let variants: Vec<Value> = product
                 .variants
                 .iter()
@@ -153,7 +242,6 @@ pub async fn update_variant_prices(
                 document: documents::VARIANTS_UPDATE_PRICES,
                 variables: json!({ "productId": product.product_id, "variants": variants }),
                 expected_cost: MUTATION_COST,
-                idempotency_key: Some(format!("{command_id}:prices:{i}")),
             }
         })
         .collect();
@@ -225,7 +313,6 @@ pub async fn lookup_variants(
                 document: documents::VARIANTS_LOOKUP,
                 variables: json!({ "first": LOOKUP_PAGE, "after": after, "query": query }),
                 expected_cost: 2.0 + f64::from(LOOKUP_PAGE) * 3.0,
-                idempotency_key: None,
             };
             outcome.calls += 1;
             let data = match executor.call(shop, lane, &op).await {
@@ -289,7 +376,6 @@ pub async fn all_nodes(
             document,
             variables: json!({ "first": page, "after": after }),
             expected_cost: 2.0 + f64::from(page) * node_cost,
-            idempotency_key: None,
         };
         let data = executor.call(shop, lane, &op).await?;
         let connection = &data[field];
@@ -338,7 +424,6 @@ pub async fn tag_order(
     executor: &Executor,
     shop: &ShopCredentials,
     lane: Lane,
-    command_id: &str,
     order_id: &str,
     tags: &[String],
 ) -> Outcome {
@@ -360,7 +445,6 @@ pub async fn tag_order(
         document: documents::ORDER_TAG,
         variables: json!({ "id": order_id, "tags": tags }),
         expected_cost: MUTATION_COST,
-        idempotency_key: Some(format!("{command_id}:tags")),
     };
     single_mutation(executor, shop, lane, op, "tagsAdd").await.1
 }
@@ -370,7 +454,6 @@ pub async fn close_order(
     executor: &Executor,
     shop: &ShopCredentials,
     lane: Lane,
-    command_id: &str,
     order_id: &str,
 ) -> (Option<bool>, Outcome) {
     if !order_id.starts_with("gid://shopify/Order/") {
@@ -386,7 +469,6 @@ pub async fn close_order(
         document: documents::ORDER_CLOSE,
         variables: json!({ "input": { "id": order_id } }),
         expected_cost: MUTATION_COST,
-        idempotency_key: Some(format!("{command_id}:close")),
     };
     let (data, outcome) = single_mutation(executor, shop, lane, op, "orderClose").await;
     (data["orderClose"]["order"]["closed"].as_bool(), outcome)

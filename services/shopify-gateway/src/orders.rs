@@ -176,7 +176,6 @@ pub async fn fetch_pages(
                 "query": if search.is_empty() { None } else { Some(&search) },
             }),
             expected_cost: f64::from(2 + first * ORDER_COST),
-            idempotency_key: None,
         };
         fetched.calls += 1;
         let data = executor.call(shop, lane, &op).await?;
@@ -251,7 +250,6 @@ async fn rest_of(
             document,
             variables: json!({ "id": order_id, "first": page, "after": after }),
             expected_cost: 3.0 + f64::from(page) * node_cost,
-            idempotency_key: None,
         };
         calls += 1;
         let data = executor.call(shop, lane, &op).await?;

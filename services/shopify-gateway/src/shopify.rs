@@ -14,6 +14,9 @@ use crate::budget::ThrottleStatus;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShopifySettings {
+    /// The Admin API version requested (`YYYY-MM`). Shopify serves a stable version about a year, then answers
+    /// requests for it as the oldest one still served; the version it used is recorded per shop (`served_version`)
+    /// and a difference is warned about.
     pub api_version: String,
     pub scheme: String,
     /// 0 for the scheme's default port.
@@ -128,11 +131,21 @@ pub struct ShopifyHttp {
     default_client: reqwest::Client,
     /// One client per shop when host names are pinned to an address (reqwest pins per client).
     pinned: Mutex<HashMap<String, reqwest::Client>>,
+    /// The API version each shop last answered with (`X-Shopify-API-Version`).
+    served: Mutex<HashMap<String, String>>,
 }
 
 impl ShopifyHttp {
     pub fn new(settings: ShopifySettings) -> anyhow::Result<Self> {
         shopbridge_platform::install_crypto_provider();
+        // Tokens go to Shopify over TLS; plain HTTP only to a simulator every shop is redirected to.
+        if settings.scheme != "https" && settings.connect_to.is_empty() {
+            anyhow::bail!(
+                "configuration key `service.shopify.scheme` is {:?}: Shopify is called over https; another scheme \
+                 only with `service.shopify.connect_to` set (a simulator)",
+                settings.scheme
+            );
+        }
         let connect_to = if settings.connect_to.is_empty() {
             None
         } else {
@@ -148,6 +161,7 @@ impl ShopifyHttp {
             connect_to,
             default_client,
             pinned: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
         })
     }
 
@@ -198,29 +212,68 @@ impl ShopifyHttp {
         self.client(shop)
     }
 
-    /// Posts one document. The token goes in `X-Shopify-Access-Token` and nowhere else (never logged).
+    /// The API version `shop` last answered with, if it has answered.
+    pub fn served_version(&self, shop: &str) -> Option<String> {
+        self.served.lock().unwrap().get(shop).cloned()
+    }
+
+    /// Records the version a shop answered with; warns when it is not the one requested (the requested version is
+    /// no longer served and Shopify fell forward: its semantics may not be the ones the documents were written for).
+    fn record_served_version(&self, shop: &str, served: &str) {
+        let mut versions = self.served.lock().unwrap();
+        if versions.get(shop).map(String::as_str) == Some(served) {
+            return;
+        }
+        versions.insert(shop.to_string(), served.to_string());
+        drop(versions);
+        let requested = self.settings.api_version.as_str();
+        if served != requested {
+            metrics::counter!("gateway_api_version_mismatch_total", "shop" => shop.to_string())
+                .increment(1);
+            tracing::warn!(
+                shop,
+                requested,
+                served,
+                "shopify answered with another api version than requested"
+            );
+        }
+    }
+
+    /// Posts one document. The token goes in `X-Shopify-Access-Token` and nowhere else (never logged). No
+    /// idempotency header: Shopify has none; the mutations it de-duplicates take `@idempotent(key:)` in the document.
     pub async fn post(
         &self,
         shop: &str,
         token: &SecretString,
         query: &str,
         variables: &Value,
-        idempotency_key: Option<&str>,
     ) -> Answer {
-        let mut request = self
+        if !is_shop_domain(shop) {
+            return fatal(
+                FatalKind::UnknownShop,
+                &format!(
+                    "refused to send a token to {shop:?}: not a shop domain (<name>.myshopify.com)"
+                ),
+            );
+        }
+        let request = self
             .client(shop)
             .post(self.graphql_url(shop))
             .header("X-Shopify-Access-Token", token.expose_secret())
             .json(&serde_json::json!({ "query": query, "variables": variables }));
-        if let Some(key) = idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) if e.is_timeout() => return transient("request timed out", None),
             Err(e) => return transient(&format!("request failed: {}", without_url(&e)), None),
         };
         let status = response.status().as_u16();
+        if let Some(served) = response
+            .headers()
+            .get("x-shopify-api-version")
+            .and_then(|v| v.to_str().ok())
+        {
+            self.record_served_version(shop, served);
+        }
         let retry_after = response
             .headers()
             .get("retry-after")
@@ -256,6 +309,20 @@ impl ShopifyHttp {
             ),
         }
     }
+}
+
+/// Whether `host` is a shop's own domain, `<name>.myshopify.com` (lowercase letters, digits and dashes): the only
+/// hosts a shop's token is sent to.
+pub fn is_shop_domain(host: &str) -> bool {
+    host.strip_suffix(".myshopify.com").is_some_and(|name| {
+        !name.is_empty()
+            && name.len() <= 63
+            && !name.starts_with('-')
+            && !name.ends_with('-')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    })
 }
 
 /// reqwest errors can carry the URL; ours holds no secret, but keep messages short and stable.
@@ -355,7 +422,7 @@ mod tests {
     #[test]
     fn urls_are_shopifys_with_the_configured_scheme_and_port() {
         let settings = ShopifySettings {
-            api_version: "2025-10".into(),
+            api_version: "2026-10".into(),
             scheme: "https".into(),
             port: 0,
             connect_to: String::new(),
@@ -364,17 +431,59 @@ mod tests {
         let http = ShopifyHttp::new(settings.clone()).unwrap();
         assert_eq!(
             http.graphql_url("a.myshopify.com"),
-            "https://a.myshopify.com/admin/api/2025-10/graphql.json"
+            "https://a.myshopify.com/admin/api/2026-10/graphql.json"
         );
         let http = ShopifyHttp::new(ShopifySettings {
             scheme: "http".into(),
             port: 9,
-            ..settings
+            connect_to: "127.0.0.1:9".into(),
+            ..settings.clone()
         })
         .unwrap();
         assert_eq!(
             http.graphql_url("a.myshopify.com"),
-            "http://a.myshopify.com:9/admin/api/2025-10/graphql.json"
+            "http://a.myshopify.com:9/admin/api/2026-10/graphql.json"
         );
+        // Plain HTTP only towards a simulator every shop is redirected to.
+        let refused = ShopifyHttp::new(ShopifySettings {
+            scheme: "http".into(),
+            ..settings
+        });
+        assert!(refused.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_token_is_sent_to_shop_domains_only() {
+        let http = ShopifyHttp::new(ShopifySettings {
+            api_version: "2026-10".into(),
+            scheme: "https".into(),
+            port: 0,
+            connect_to: String::new(),
+            request_timeout_secs: 1,
+        })
+        .unwrap();
+        let token = SecretString::from("shpat_secret");
+        for host in [
+            "evil.com",
+            "a.myshopify.com.evil.com",
+            "a.myshopify.com@evil.com",
+            "127.0.0.1",
+            "",
+        ] {
+            let answer = http
+                .post(host, &token, "{ shop { name } }", &serde_json::json!({}))
+                .await;
+            assert!(
+                matches!(
+                    answer,
+                    Answer::Fatal {
+                        kind: FatalKind::UnknownShop,
+                        ..
+                    }
+                ),
+                "{host:?}: {answer:?}"
+            );
+        }
+        assert!(is_shop_domain("shop-42.myshopify.com"));
     }
 }

@@ -43,7 +43,6 @@ pub async fn register(
     executor: &Executor,
     shop: &ShopCredentials,
     lane: Lane,
-    command_id: &str,
     request: &pb::RegisterWebhooks,
 ) -> (pb::WebhooksRegistered, Outcome) {
     let mut outcome = Outcome::default();
@@ -112,7 +111,6 @@ pub async fn register(
             document: documents::WEBHOOK_SUBSCRIBE,
             variables: json!({ "topic": topic, "sub": { "uri": url, "format": "JSON" } }),
             expected_cost: 10.0,
-            idempotency_key: Some(format!("{command_id}:webhook:{topic}")),
         };
         let index = outcome.calls;
         outcome.calls += 1;

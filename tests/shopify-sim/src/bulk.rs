@@ -187,6 +187,7 @@ pub fn run_query(
     store: &mut Store,
     doc: &str,
     now: chrono::DateTime<chrono::Utc>,
+    group_objects: bool,
 ) -> Result<BulkOutput, String> {
     let (d, _) = single_op(doc)?;
     let op = d
@@ -200,16 +201,19 @@ pub fn run_query(
     if data.is_none() {
         return Err(format!("bulk query failed: {errors:?}"));
     }
-    Ok(flatten(op, &data.unwrap_or_default()))
+    Ok(flatten(op, &data.unwrap_or_default(), group_objects))
 }
 
-/// Turns the nested response into JSONL lines. Children of a nested connection are written after
-/// their parent, except every fifth, which is held back to the end of the file: Shopify does not
-/// guarantee that children follow their parent, and clients must not rely on it.
-pub fn flatten(op: &Operation, data: &Map<String, Value>) -> BulkOutput {
-    let mut out = Vec::new();
-    let mut late = Vec::new();
-    let (mut objects, mut roots, mut child_n) = (0u64, 0u64, 0u64);
+/// Turns the nested response into JSONL lines. With `group_objects` each child is written directly below its parent
+/// (depth first). Without (the default from 2026-01, [SD]
+/// https://shopify.dev/changelog/bulk-operations-group-objects-default-changed-to-false), Shopify promises no order,
+/// and the simulator scatters children so a reader relying on one fails: of every five children, one goes to the start
+/// of the file (before any parent), one to the end, the others after their parent.
+pub fn flatten(op: &Operation, data: &Map<String, Value>, group_objects: bool) -> BulkOutput {
+    let mut lines = Lines {
+        scatter: !group_objects,
+        ..Lines::default()
+    };
     for f in fields(&op.selection_set.selections) {
         let Some(v) = data.get(f.response_key().as_str()) else {
             continue;
@@ -218,24 +222,37 @@ pub fn flatten(op: &Operation, data: &Map<String, Value>) -> BulkOutput {
             continue;
         }
         for node in conn_nodes(f, v) {
-            roots += 1;
-            emit(
-                f,
-                node,
-                None,
-                &mut out,
-                &mut late,
-                &mut objects,
-                &mut child_n,
-            );
+            lines.roots += 1;
+            emit(f, node, None, &mut lines);
         }
     }
-    out.extend(late);
+    let Lines {
+        mut early,
+        out,
+        late,
+        objects,
+        roots,
+        ..
+    } = lines;
+    early.extend(out);
+    early.extend(late);
     BulkOutput {
-        jsonl: out,
+        jsonl: early,
         objects,
         roots,
     }
+}
+
+/// The JSONL being written: the lines put first, in place, and last.
+#[derive(Default)]
+struct Lines {
+    scatter: bool,
+    early: Vec<u8>,
+    out: Vec<u8>,
+    late: Vec<u8>,
+    objects: u64,
+    roots: u64,
+    children: u64,
 }
 
 fn conn_nodes<'v>(f: &Field, v: &'v Value) -> Vec<&'v Value> {
@@ -263,15 +280,7 @@ fn conn_nodes<'v>(f: &Field, v: &'v Value) -> Vec<&'v Value> {
     }
 }
 
-fn emit(
-    conn: &Field,
-    node: &Value,
-    parent: Option<&str>,
-    out: &mut Vec<u8>,
-    late: &mut Vec<u8>,
-    objects: &mut u64,
-    child_n: &mut u64,
-) {
+fn emit(conn: &Field, node: &Value, parent: Option<&str>, lines: &mut Lines) {
     let Some((_, nf)) = node_field(conn) else {
         return;
     };
@@ -289,19 +298,25 @@ fn emit(
     if let Some(p) = parent {
         line.insert("__parentId".into(), json!(p));
     }
-    *objects += 1;
+    lines.objects += 1;
     let bytes = serde_json::to_vec(&Value::Object(line.clone())).unwrap_or_default();
-    let deferred = parent.is_some() && {
-        *child_n += 1;
-        (*child_n).is_multiple_of(5)
+    let place = if parent.is_some() && lines.scatter {
+        lines.children += 1;
+        lines.children % 5
+    } else {
+        1
     };
-    let target = if deferred { &mut *late } else { &mut *out };
+    let target = match place {
+        0 => &mut lines.late,
+        2 => &mut lines.early,
+        _ => &mut lines.out,
+    };
     target.extend_from_slice(&bytes);
     target.push(b'\n');
     let id = line.get("id").and_then(Value::as_str).map(str::to_string);
     for (c, v) in children {
         for child in conn_nodes(c, &v) {
-            emit(c, child, id.as_deref(), out, late, objects, child_n);
+            emit(c, child, id.as_deref(), lines);
         }
     }
 }
@@ -329,6 +344,8 @@ pub fn run_mutation(
         .operations
         .get(None)
         .map_err(|e| e.message().to_string())?;
+    // A mutation that needs `@idempotent` and lacks it fails on every line, as it would alone (see graphql::run).
+    let missing = crate::exec::missing_idempotent(op);
     let mut out = Vec::new();
     let mut n = 0u64;
     let mut stopped = false;
@@ -349,24 +366,33 @@ pub fn run_mutation(
                 ));
             }
         };
-        let result = match apollo_compiler::request::coerce_variable_values(
-            schema(),
-            op,
-            &to_bytes_map(&vars),
-        ) {
-            Err(e) => json!({"errors": [{"message": e.message().to_string()}], "__lineNumber": i}),
-            Ok(coerced) => {
-                let plain: Map<String, Value> = match serde_json::to_value(coerced.into_inner()) {
-                    Ok(Value::Object(m)) => m,
-                    _ => Map::new(),
-                };
-                let cx = Ctx::new(store, now, String::new());
-                let (data, errors) = execute(&cx, &d, op, &plain, K::Mutation)?;
-                let mut r = json!({"data": data, "__lineNumber": i});
-                if !errors.is_empty() {
-                    r["errors"] = Value::Array(errors);
+        let result = if !missing.is_empty() {
+            json!({"errors": [{"message": "The @idempotent directive is required for this mutation but was not provided.",
+                               "extensions": {"code": "BAD_REQUEST"}}], "__lineNumber": i})
+        } else {
+            match apollo_compiler::request::coerce_variable_values(
+                schema(),
+                op,
+                &to_bytes_map(&vars),
+            ) {
+                Err(e) => {
+                    json!({"errors": [{"message": e.message().to_string()}], "__lineNumber": i})
                 }
-                r
+                Ok(coerced) => {
+                    let plain: Map<String, Value> = match serde_json::to_value(coerced.into_inner())
+                    {
+                        Ok(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    };
+                    let mut cx = Ctx::new(store, now, String::new());
+                    cx.variables = plain.clone();
+                    let (data, errors) = execute(&cx, &d, op, &plain, K::Mutation)?;
+                    let mut r = json!({"data": data, "__lineNumber": i});
+                    if !errors.is_empty() {
+                        r["errors"] = Value::Array(errors);
+                    }
+                    r
+                }
             }
         };
         n += 1;

@@ -20,6 +20,8 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Share of GraphQL requests whose connection is dropped mid-response.
     pub drop_rate: f64,
+    /// Share of GraphQL requests that run but whose answer is lost (the connection drops after the work was done).
+    pub lost_answer_rate: f64,
     /// Share of GraphQL requests answered THROTTLED (and the shop's bucket drained).
     pub throttle_rate: f64,
     /// Share of webhook deliveries sent twice.
@@ -106,6 +108,12 @@ impl Faults {
             return Injected::Throttle;
         }
         Injected::None
+    }
+
+    /// Whether the answer to a request that ran is lost (`lost_answer_rate`).
+    pub fn lose_answer(&self, shop: &str) -> bool {
+        let c = self.get();
+        Self::applies(&c, shop) && self.draw(c.lost_answer_rate)
     }
 
     /// How many lines a bulk mutation on `shop` runs before it fails (None: all of them).

@@ -1,5 +1,5 @@
 //! Shopify Admin API simulator (issue 3): Shopify's GraphQL Admin API (validated against the
-//! vendored 2025-10 schema, cost-based throttling, the channel operations), OAuth, webhooks,
+//! vendored 2025-10 schema + 2026-10 delta, cost-based throttling, the channel operations), OAuth, webhooks,
 //! bulk operations and fault injection, plus a `/_sim/` control API. See README.md.
 
 pub mod bucket;

@@ -17,8 +17,8 @@ struct Args {
         env = "SHOPIFY_SIM_CLIENT_SECRET"
     )]
     client_secret: String,
-    /// Concurrent bulk operations per shop and type (1 as in API ≤ 2025-10, 5 as in 2026-01+).
-    #[arg(long, default_value_t = 1)]
+    /// Concurrent bulk operations per shop, all types together (5 as in API 2026-01+).
+    #[arg(long, default_value_t = 5)]
     bulk_concurrency: usize,
     /// Start on a manual clock (moved with POST /_sim/clock/advance).
     #[arg(long)]

@@ -4,7 +4,7 @@ use crate::bucket::Plan;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The first runtime id of this process: a thousand ids per millisecond since 2023-11-14 at the process's first
 /// call, so a later start begins above everything an earlier one can have created (unless it created more than a
@@ -332,6 +332,36 @@ pub struct BulkOp {
     pub completed_at: Option<DateTime<Utc>>,
     /// For mutations: the staged upload key.
     pub staged_path: Option<String>,
+    /// For queries: `groupObjects` (each child directly below its parent); otherwise children come anywhere.
+    pub group_objects: bool,
+}
+
+/// The use of an `@idempotent` key: what the first attempt was sent, and what it did.
+#[derive(Clone, Debug)]
+pub struct IdempotentAttempt {
+    /// The mutation field and its arguments: a replay must send the same.
+    pub fingerprint: String,
+    /// The first attempt's adjustment group (answered again on a replay, not applied again); None when it failed.
+    pub result: Option<AdjustmentGroup>,
+}
+
+/// What an inventory mutation applied, to answer it again.
+#[derive(Clone, Debug)]
+pub struct AdjustmentGroup {
+    pub id: u64,
+    pub reason: String,
+    pub reference_document_uri: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub changes: Vec<AppliedChange>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AppliedChange {
+    pub name: String,
+    pub delta: i64,
+    pub quantity_after: i64,
+    pub item: u64,
+    pub location: u64,
 }
 
 /// A webhook-worthy store change, dispatched after the request that caused it.
@@ -362,7 +392,8 @@ pub struct Store {
     pub fulfillments: BTreeMap<u64, Fulfillment>,
     pub webhook_subs: BTreeMap<u64, WebhookSub>,
     pub bulk_ops: BTreeMap<u64, BulkOp>,
-    pub idempotency_keys: HashSet<String>,
+    /// `@idempotent` keys used, with their first attempt (kept for the simulator's life, not Shopify's ~24 h).
+    pub idempotency_keys: HashMap<String, IdempotentAttempt>,
     /// Times (unix s) of variant creations, for the 1,000-a-day throttle past 50,000 variants.
     pub variant_creations: Vec<f64>,
     pub events: Vec<Event>,
@@ -405,7 +436,7 @@ impl Store {
             fulfillments: BTreeMap::new(),
             webhook_subs: BTreeMap::new(),
             bulk_ops: BTreeMap::new(),
-            idempotency_keys: HashSet::new(),
+            idempotency_keys: HashMap::new(),
             variant_creations: Vec::new(),
             events: Vec::new(),
             product_ops: BTreeMap::new(),

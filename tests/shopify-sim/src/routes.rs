@@ -83,9 +83,10 @@ pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Respon
     r
 }
 
-const SUPPORTED_VERSIONS: &[&str] = &[
-    "2025-01", "2025-04", "2025-07", "2025-10", "2026-01", "2026-04", "unstable",
-];
+/// The stable versions Shopify serves today (2026-12: each about a year; 2025-10 ended 2026-10-16), oldest first. A
+/// request for another falls forward to the oldest, and `X-Shopify-API-Version` says so
+/// (https://shopify.dev/docs/api/usage/versioning). Whatever the version, the simulator serves 2026-10's semantics.
+const SUPPORTED_VERSIONS: &[&str] = &["2026-01", "2026-04", "2026-07", "2026-10", "unstable"];
 
 fn valid_version(v: &str) -> bool {
     v == "unstable"
@@ -156,24 +157,25 @@ async fn graphql(
             );
         }
     };
-    let idem = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
     let include_fields = headers
         .get("x-graphql-cost-include-fields")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let out = crate::graphql::run(&sim, &shop, &req, idem, force_throttle, include_fields);
+    let out = crate::graphql::run(&sim, &shop, &req, force_throttle, include_fields);
     crate::webhooks::dispatch(&sim, &shop, out.events);
     for id in out.bulk_started {
         tokio::spawn(run_bulk(sim.clone(), shop.clone(), id));
+    }
+    // The request ran, but its answer never arrives (the client cannot tell whether it applied).
+    if sim.faults.lose_answer(&domain) {
+        shop.stats.lock().unwrap().faults_injected += 1;
+        return injected_response(Injected::Drop);
     }
     let mut r = json_response(StatusCode::OK, &out.body);
     let served = if SUPPORTED_VERSIONS.contains(&version.as_str()) {
         version.as_str()
     } else {
-        crate::schema::API_VERSION
+        SUPPORTED_VERSIONS[0]
     };
     if let Ok(v) = HeaderValue::from_str(served) {
         r.headers_mut().insert("x-shopify-api-version", v);
@@ -243,12 +245,17 @@ pub async fn run_bulk(sim: Arc<Sim>, shop: Arc<Shop>, id: u64) {
         // Canceled (bulkOperationCancel) before it ran: it ends CANCELED, having run nothing.
         let canceled = op.status == "CANCELING";
         op.status = "RUNNING".into();
-        let (kind, doc, staged) = (op.kind.clone(), op.query.clone(), op.staged_path.clone());
+        let (kind, doc, staged, group) = (
+            op.kind.clone(),
+            op.query.clone(),
+            op.staged_path.clone(),
+            op.group_objects,
+        );
         // (result lines, objects, roots, events, stopped part way)
         let result = if canceled {
             Err("canceled".to_string())
         } else if kind == "QUERY" {
-            crate::bulk::run_query(&mut st, &doc, now)
+            crate::bulk::run_query(&mut st, &doc, now, group)
                 .map(|o| (o.jsonl, o.objects, o.roots, vec![], false))
         } else {
             let input = staged

@@ -20,7 +20,8 @@ pub struct SimConfig {
     pub client_secret: String,
     /// Scopes granted by `/admin/oauth/authorize` when the request names none.
     pub default_scopes: String,
-    /// Concurrent bulk operations per shop and type: 1 (API ≤ 2025-10) or 5 (2026-01+).
+    /// Concurrent bulk operations per shop, all types together: 5 from API 2026-01
+    /// (https://shopify.dev/changelog/faster-bulk-operations); 1 makes a shop run one at a time.
     pub bulk_concurrency: usize,
     pub clock: Clock,
     /// Webhook retries: first delay, doubled each time; Shopify retries 8 times over 4 hours.
@@ -41,7 +42,7 @@ impl Default for SimConfig {
             default_scopes: "read_products,write_products,read_inventory,write_inventory,read_orders,write_orders,\
 read_publications,write_publications,read_merchant_managed_fulfillment_orders,write_merchant_managed_fulfillment_orders"
                 .into(),
-            bulk_concurrency: 1,
+            bulk_concurrency: 5,
             clock: Clock::Real,
             // 60 s doubling over 8 retries ≈ 4.25 h, Shopify's "8 retries over 4 hours".
             webhook_retry_base: Duration::from_secs(60),

@@ -136,7 +136,73 @@ async fn bulk_export_has_every_object_once_with_parent_ids() {
 }
 
 #[tokio::test]
-async fn bulk_concurrency_is_limited_per_shop() {
+async fn without_group_objects_children_come_anywhere_and_with_it_right_below_their_parent() {
+    let seed = SeedRequestJson {
+        products: 20,
+        variants_per_product: 4,
+        locations: 1,
+        orders: 0,
+        seed: 3,
+    };
+    let t = common::start(Some(seed)).await;
+    const RUN_GROUPED: &str = "mutation R($q: String!, $g: Boolean!) { bulkOperationRunQuery(query: $q, groupObjects: $g) { bulkOperation { id } userErrors { code } } }";
+    // (child line index, parent line index or None when the parent comes later) for each child line
+    let run = |grouped: Option<bool>| {
+        let t = &t;
+        async move {
+            let d = match grouped {
+                None => t.ok(RUN, json!({"q": EXPORT})).await,
+                Some(g) => t.ok(RUN_GROUPED, json!({"q": EXPORT, "g": g})).await,
+            };
+            assert_eq!(d["bulkOperationRunQuery"]["userErrors"], json!([]));
+            let op = wait_bulk(t, "QUERY").await;
+            let body = reqwest::get(op["url"].as_str().unwrap())
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            body.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let before_parent = |lines: &[Value]| {
+        let mut seen = std::collections::HashSet::new();
+        let mut early = 0;
+        for l in lines {
+            if let Some(p) = l.get("__parentId")
+                && !seen.contains(p.as_str().unwrap())
+            {
+                early += 1;
+            }
+            seen.insert(l["id"].as_str().unwrap().to_string());
+        }
+        early
+    };
+    // The default (false from 2026-01) and an explicit false scatter children, some even before their parent.
+    for grouped in [None, Some(false)] {
+        let lines = run(grouped).await;
+        assert_eq!(lines.len(), 100);
+        assert!(
+            before_parent(&lines) > 0,
+            "{grouped:?}: no child before its parent"
+        );
+    }
+    // groupObjects: true puts each product's variants right below it.
+    let lines = run(Some(true)).await;
+    assert_eq!(lines.len(), 100);
+    let mut current = String::new();
+    for l in &lines {
+        match l.get("__parentId") {
+            None => current = l["id"].as_str().unwrap().to_string(),
+            Some(p) => assert_eq!(p.as_str().unwrap(), current, "{l} is not below its parent"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn up_to_five_bulk_operations_of_any_type_run_at_once_per_shop() {
     let t = common::start(Some(common::small_seed())).await;
     t.client
         .set_faults(&shopify_sim::FaultConfig {
@@ -145,11 +211,14 @@ async fn bulk_concurrency_is_limited_per_shop() {
         })
         .await
         .unwrap();
-    let d = t.ok(RUN, json!({"q": EXPORT})).await;
-    assert_eq!(
-        d["bulkOperationRunQuery"]["bulkOperation"]["status"],
-        "CREATED"
-    );
+    for _ in 0..5 {
+        let d = t.ok(RUN, json!({"q": EXPORT})).await;
+        assert_eq!(d["bulkOperationRunQuery"]["userErrors"], json!([]));
+        assert_eq!(
+            d["bulkOperationRunQuery"]["bulkOperation"]["status"],
+            "CREATED"
+        );
+    }
     let d = t.ok(RUN, json!({"q": EXPORT})).await;
     let e = &d["bulkOperationRunQuery"]["userErrors"][0];
     assert_eq!(e["code"], "OPERATION_IN_PROGRESS");
@@ -157,7 +226,8 @@ async fn bulk_concurrency_is_limited_per_shop() {
         e["message"]
             .as_str()
             .unwrap()
-            .starts_with("A bulk query operation for this app and shop is already in progress")
+            .starts_with("A bulk query operation cannot start: 5 bulk operations"),
+        "{e}"
     );
     // Invalid bulk documents.
     let d = t.ok(RUN, json!({"q": "{ shop { name } }"})).await;
@@ -166,23 +236,27 @@ async fn bulk_concurrency_is_limited_per_shop() {
         "INVALID"
     );
 
+    // The limit counts every type: with one allowed, a running query keeps a mutation from starting.
     let mut cfg = common::config();
-    cfg.bulk_concurrency = 5;
-    let t5 = common::start_with(cfg, "plus", Some(common::small_seed())).await;
-    t5.client
+    cfg.bulk_concurrency = 1;
+    let t1 = common::start_with(cfg, "plus", Some(common::small_seed())).await;
+    t1.client
         .set_faults(&shopify_sim::FaultConfig {
             bulk_delay_ms: 5000,
             ..Default::default()
         })
         .await
         .unwrap();
-    for _ in 0..5 {
-        let d = t5.ok(RUN, json!({"q": EXPORT})).await;
-        assert_eq!(d["bulkOperationRunQuery"]["userErrors"], json!([]));
-    }
-    let d = t5.ok(RUN, json!({"q": EXPORT})).await;
+    let d = t1.ok(RUN, json!({"q": EXPORT})).await;
+    assert_eq!(d["bulkOperationRunQuery"]["userErrors"], json!([]));
+    let d = t1
+        .ok(
+            "mutation M($m: String!, $p: String!) { bulkOperationRunMutation(mutation: $m, stagedUploadPath: $p) { userErrors { code } } }",
+            json!({"m": "mutation T($id: ID!) { tagsAdd(id: $id, tags: [\"x\"]) { userErrors { message } } }", "p": "tmp/none"}),
+        )
+        .await;
     assert_eq!(
-        d["bulkOperationRunQuery"]["userErrors"][0]["code"],
+        d["bulkOperationRunMutation"]["userErrors"][0]["code"],
         "OPERATION_IN_PROGRESS"
     );
 }
@@ -362,7 +436,7 @@ async fn webhooks_are_signed_retried_and_duplicated_on_demand() {
         g.headers["x-shopify-shop-domain"],
         "test-shop.myshopify.com"
     );
-    assert_eq!(g.headers["x-shopify-api-version"], "2025-10");
+    assert_eq!(g.headers["x-shopify-api-version"], "2026-10");
     for h in [
         "x-shopify-webhook-id",
         "x-shopify-event-id",
@@ -387,7 +461,7 @@ async fn webhooks_are_signed_retried_and_duplicated_on_demand() {
         .unwrap();
     let p = t.first_product().await;
     let loc = t.location_ids().await[0].clone();
-    t.ok("mutation Q($i: ID!, $l: ID!) { inventorySetQuantities(input: {name: \"available\", reason: \"correction\", ignoreCompareQuantity: true, quantities: [{inventoryItemId: $i, locationId: $l, quantity: 3}]}) { userErrors { message } } }",
+    t.ok("mutation Q($i: ID!, $l: ID!) { inventorySetQuantities(input: {name: \"available\", reason: \"correction\", quantities: [{inventoryItemId: $i, locationId: $l, quantity: 3, changeFromQuantity: null}]}) @idempotent(key: \"dup-1\") { userErrors { message } } }",
         json!({"i": p["variants"]["nodes"][0]["inventoryItem"]["id"], "l": loc})).await;
     let got = hooks.wait_for(3).await;
     let inv: Vec<_> = got

@@ -191,13 +191,24 @@ async fn response_fields_follow_the_query_order() {
     let r = t
         .client
         .shop_http(&t.shop)
-        .post(t.client.graphql_url(&t.shop, "2025-10"))
+        .post(t.client.graphql_url(&t.shop, "2026-10"))
         .header("X-Shopify-Access-Token", &t.token)
         .json(&json!({"query": "{ shop { name } locations(first: 1) { nodes { name id } } }"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["x-shopify-api-version"], "2025-10");
+    assert_eq!(r.headers()["x-shopify-api-version"], "2026-10");
+    // A version no longer served (2025-10 ended 2026-10-16) falls forward to the oldest one served, and says so.
+    let old = t
+        .client
+        .shop_http(&t.shop)
+        .post(t.client.graphql_url(&t.shop, "2025-10"))
+        .header("X-Shopify-Access-Token", &t.token)
+        .json(&json!({"query": "{ shop { name } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.headers()["x-shopify-api-version"], "2026-01");
     let text = r.text().await.unwrap();
     let pos = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s} in {text}"));
     assert!(pos("\"data\"") < pos("\"extensions\""));

@@ -125,6 +125,50 @@ async fn http_faults() {
 }
 
 #[tokio::test]
+async fn a_lost_answer_comes_after_the_work_is_done() {
+    let t = common::start(Some(common::small_seed())).await;
+    let p = t.first_product().await;
+    let q =
+        "mutation T($id: ID!) { tagsAdd(id: $id, tags: [\"lost\"]) { userErrors { message } } }";
+    t.client
+        .set_faults(&FaultConfig {
+            lost_answer_rate: 1.0,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let sent = t
+        .client
+        .shop_http(&t.shop)
+        .post(t.client.graphql_url(&t.shop, "2026-10"))
+        .header("X-Shopify-Access-Token", &t.token)
+        .json(&json!({"query": q, "variables": {"id": p["id"]}}))
+        .send()
+        .await;
+    match sent {
+        Err(_) => {}
+        Ok(resp) => assert!(resp.bytes().await.is_err(), "the body must be cut"),
+    }
+    t.client.set_faults(&FaultConfig::default()).await.unwrap();
+    let d = t
+        .ok(
+            "query P($id: ID!) { product(id: $id) { tags } }",
+            json!({"id": p["id"]}),
+        )
+        .await;
+    assert!(
+        d["product"]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("lost")),
+        "the mutation ran: {d}"
+    );
+    let stats = t.client.stats(&t.shop).await.unwrap();
+    assert_eq!(stats["mutations"]["tagsAdd"], 1);
+    assert_eq!(stats["faults_injected"], 1);
+}
+
+#[tokio::test]
 async fn variant_creation_throttle_past_50000_variants() {
     let seed = shopify_sim::client::SeedRequestJson {
         products: 50,

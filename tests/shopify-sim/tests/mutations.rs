@@ -154,49 +154,87 @@ async fn variants_bulk_update_and_create() {
     );
 }
 
-const SETQ: &str = "mutation Q($input: InventorySetQuantitiesInput!) { inventorySetQuantities(input: $input) { inventoryAdjustmentGroup { reason changes { name delta quantityAfterChange } } userErrors { field message code } } }";
+const SETQ: &str = "mutation Q($input: InventorySetQuantitiesInput!, $key: String!) { inventorySetQuantities(input: $input) @idempotent(key: $key) { inventoryAdjustmentGroup { reason changes { name delta quantityAfterChange } } userErrors { field message code } } }";
 
 #[tokio::test]
-async fn inventory_set_quantities_compare_and_set_and_idempotency() {
+async fn inventory_set_quantities_compare_and_swap_and_idempotency() {
     let t = common::start(Some(common::small_seed())).await;
     let p = t.first_product().await;
     let item = p["variants"]["nodes"][0]["inventoryItem"]["id"].clone();
     let loc = t.location_ids().await[0].clone();
     let level_q = "query L($id: ID!, $loc: ID!) { inventoryItem(id: $id) { inventoryLevel(locationId: $loc) { quantities(names: [\"available\", \"on_hand\"]) { name quantity } } } }";
-    let current = t.ok(level_q, json!({"id": item, "loc": loc})).await["inventoryItem"]["inventoryLevel"]["quantities"][0]["quantity"].as_i64().unwrap();
-
-    let input = |q: i64, cmp: Option<i64>| {
-        json!({"input": {"name": "available", "reason": "correction", "referenceDocumentUri": "gid://sim-test/Sync/1",
-        "quantities": [{"inventoryItemId": item, "locationId": loc, "quantity": q, "compareQuantity": cmp}]}})
+    let available = || async {
+        t.ok(level_q, json!({"id": item, "loc": loc})).await["inventoryItem"]["inventoryLevel"]
+            ["quantities"][0]["quantity"]
+            .as_i64()
+            .unwrap()
     };
-    // Stale compare quantity: refused, nothing changes.
-    let d = t.ok(SETQ, input(42, Some(current + 1))).await;
+    let current = available().await;
+    let entry = |q: i64, from: Option<i64>| json!({"inventoryItemId": item, "locationId": loc, "quantity": q, "changeFromQuantity": from});
+    let vars = |key: &str, entry: Value| {
+        json!({"key": key, "input": {"name": "available", "reason": "correction",
+            "referenceDocumentUri": "gid://sim-test/Sync/1", "quantities": [entry]}})
+    };
+
+    // Without @idempotent: refused before anything runs.
+    let bare = "mutation Q($input: InventorySetQuantitiesInput!) { inventorySetQuantities(input: $input) { userErrors { code } } }";
+    let b = t
+        .gql(bare, json!({"input": vars("k", entry(1, None))["input"]}))
+        .await;
+    assert_eq!(b["data"]["inventorySetQuantities"], Value::Null, "{b}");
+    assert_eq!(b["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    assert_eq!(
+        b["errors"][0]["message"],
+        "The @idempotent directive is required for this mutation but was not provided."
+    );
+    let adjust = "mutation A($input: InventoryAdjustQuantitiesInput!) { inventoryAdjustQuantities(input: $input) { userErrors { code } } }";
+    let b = t.gql(adjust, json!({"input": {"name": "available", "reason": "correction", "changes": [{"inventoryItemId": item, "locationId": loc, "delta": 1}]}})).await;
+    assert_eq!(b["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{b}");
+    assert_eq!(available().await, current, "nothing applied");
+
+    // The removed compare fields are refused (they are not in 2026-10's schema).
+    for removed in [
+        json!({"key": "r1", "input": {"name": "available", "reason": "correction", "quantities": [{"inventoryItemId": item, "locationId": loc, "quantity": 1, "compareQuantity": current}]}}),
+        json!({"key": "r2", "input": {"name": "available", "reason": "correction", "ignoreCompareQuantity": true, "quantities": [entry(1, None)]}}),
+    ] {
+        let b = t.gql(SETQ, removed).await;
+        assert_eq!(
+            b["errors"][0]["extensions"]["code"], "INVALID_VARIABLE",
+            "{b}"
+        );
+    }
+
+    // A stale changeFromQuantity: refused, nothing changes.
+    let d = t
+        .ok(SETQ, vars("stale", entry(42, Some(current + 1))))
+        .await;
     assert_eq!(
         d["inventorySetQuantities"]["userErrors"][0]["code"],
-        "COMPARE_QUANTITY_STALE"
+        "CHANGE_FROM_QUANTITY_STALE"
     );
     assert!(d["inventorySetQuantities"]["inventoryAdjustmentGroup"].is_null());
-    // Missing compare quantity without ignoreCompareQuantity.
-    let d = t.ok(SETQ, input(42, None)).await;
+    // changeFromQuantity left out (not null): refused.
+    let mut missing = vars("missing", entry(42, None));
+    missing["input"]["quantities"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("changeFromQuantity");
+    let d = t.ok(SETQ, missing).await;
     assert_eq!(
-        d["inventorySetQuantities"]["userErrors"][0]["code"],
-        "COMPARE_QUANTITY_REQUIRED"
+        d["inventorySetQuantities"]["userErrors"][0]["field"],
+        json!(["input", "quantities", "0", "changeFromQuantity"])
     );
-    // Right compare quantity: applied.
-    let d = t.ok(SETQ, input(42, Some(current))).await;
+    // The right changeFromQuantity: applied.
+    let d = t.ok(SETQ, vars("right", entry(42, Some(current)))).await;
     assert_eq!(d["inventorySetQuantities"]["userErrors"], json!([]));
     assert_eq!(
         d["inventorySetQuantities"]["inventoryAdjustmentGroup"]["changes"][0],
         json!({"name": "available", "delta": 42 - current, "quantityAfterChange": 42})
     );
-    let q = t.ok(level_q, json!({"id": item, "loc": loc})).await;
-    assert_eq!(
-        q["inventoryItem"]["inventoryLevel"]["quantities"][0],
-        json!({"name": "available", "quantity": 42})
-    );
+    assert_eq!(available().await, 42);
 
     // Bad name and reason.
-    let d = t.ok(SETQ, json!({"input": {"name": "committed", "reason": "because", "ignoreCompareQuantity": true, "quantities": []}})).await;
+    let d = t.ok(SETQ, json!({"key": "bad", "input": {"name": "committed", "reason": "because", "quantities": []}})).await;
     let codes: Vec<&str> = d["inventorySetQuantities"]["userErrors"]
         .as_array()
         .unwrap()
@@ -205,32 +243,58 @@ async fn inventory_set_quantities_compare_and_set_and_idempotency() {
         .collect();
     assert_eq!(codes, ["INVALID_NAME", "INVALID_REASON"]);
 
-    // The same Idempotency-Key twice: applied once, counted as a duplicate.
-    let http = t.client.shop_http(&t.shop);
-    let url = t.client.graphql_url(&t.shop, "2025-10");
-    for _ in 0..2 {
-        let body = json!({"query": SETQ, "variables": {"input": {"name": "available", "reason": "correction", "ignoreCompareQuantity": true,
-            "quantities": [{"inventoryItemId": item, "locationId": loc, "quantity": 7}]}}});
-        let r = http
-            .post(&url)
-            .header("X-Shopify-Access-Token", &t.token)
-            .header("Idempotency-Key", "key-1")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        // A change made between the two calls must survive the replay.
-        let _ = t.ok(SETQ, input(9, Some(t.ok(level_q, json!({"id": item, "loc": loc})).await["inventoryItem"]["inventoryLevel"]["quantities"][0]["quantity"].as_i64().unwrap()))).await;
-    }
-    let q = t.ok(level_q, json!({"id": item, "loc": loc})).await;
+    // The same key and variables twice (explicit null: no check): applied once, the first result answered again.
+    let first = t.ok(SETQ, vars("key-1", entry(7, None))).await;
+    assert_eq!(first["inventorySetQuantities"]["userErrors"], json!([]));
+    // A change made between the two calls must survive the replay.
+    t.ok(SETQ, vars("between", entry(9, Some(7)))).await;
+    let replay = t.ok(SETQ, vars("key-1", entry(7, None))).await;
+    assert_eq!(replay, first, "the replay answers the first result");
+    assert_eq!(available().await, 9, "the replayed key did not set 7 again");
+    // The same key with other variables is a client bug.
+    let d = t.ok(SETQ, vars("key-1", entry(8, None))).await;
     assert_eq!(
-        q["inventoryItem"]["inventoryLevel"]["quantities"][0]["quantity"], 9,
-        "the replayed key did not set 7 again"
+        d["inventorySetQuantities"]["userErrors"][0]["code"],
+        "IDEMPOTENCY_KEY_PARAMETER_MISMATCH"
     );
+    // A key whose first attempt failed: retry with a new key.
+    let d = t
+        .ok(SETQ, vars("stale", entry(42, Some(current + 1))))
+        .await;
+    assert_eq!(
+        d["inventorySetQuantities"]["userErrors"][0]["code"],
+        "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED"
+    );
+    assert_eq!(available().await, 9);
     let stats = t.client.stats(&t.shop).await.unwrap();
-    assert_eq!(stats["duplicate_idempotency_keys"], 1);
-    assert_eq!(stats["mutations"]["inventorySetQuantities"], 8);
+    assert_eq!(stats["duplicate_idempotency_keys"], 3);
+    assert_eq!(stats["mutations"]["inventorySetQuantities"], 9);
+}
+
+#[tokio::test]
+async fn variants_take_barcodes_but_never_with_barcode() {
+    let t = common::start(None).await;
+    let set = "mutation S($input: ProductSetInput!) { productSet(input: $input, synchronous: true) { product { variants(first: 5) { nodes { barcode } } } userErrors { field code } } }";
+    let input = |variant: Value| {
+        json!({"input": {"title": "Barcoded", "productOptions": [{"name": "Size", "values": [{"name": "M"}]}],
+            "variants": [variant]}})
+    };
+    let both = json!({"optionValues": [{"optionName": "Size", "name": "M"}], "barcode": "012345678905",
+        "barcodes": [{"type": "UPC", "value": "012345678905"}]});
+    let d = t.ok(set, input(both)).await;
+    assert_eq!(
+        d["productSet"]["userErrors"][0]["code"],
+        "INCOMPATIBLE_BARCODE_FIELDS"
+    );
+    assert!(d["productSet"]["product"].is_null());
+    let barcodes = json!({"optionValues": [{"optionName": "Size", "name": "M"}],
+        "barcodes": [{"type": "EAN", "value": "4006381333931"}]});
+    let d = t.ok(set, input(barcodes)).await;
+    assert_eq!(d["productSet"]["userErrors"], json!([]));
+    assert_eq!(
+        d["productSet"]["product"]["variants"]["nodes"][0]["barcode"],
+        "4006381333931"
+    );
 }
 
 #[tokio::test]
@@ -395,8 +459,8 @@ async fn adjust_quantities_and_async_product_set() {
     let level = "query L($id: ID!, $loc: ID!) { inventoryItem(id: $id) { inventoryLevel(locationId: $loc) { quantities(names: [\"available\", \"damaged\", \"on_hand\"]) { name quantity } } } }";
     let before = t.ok(level, json!({"id": item, "loc": loc})).await["inventoryItem"]["inventoryLevel"]["quantities"].clone();
     let avail = before[0]["quantity"].as_i64().unwrap();
-    let adj = "mutation A($input: InventoryAdjustQuantitiesInput!) { inventoryAdjustQuantities(input: $input) { inventoryAdjustmentGroup { changes { name delta quantityAfterChange } } userErrors { code } } }";
-    let d = t.ok(adj, json!({"input": {"name": "damaged", "reason": "damaged", "changes": [{"inventoryItemId": item, "locationId": loc, "delta": 2}]}})).await;
+    let adj = "mutation A($input: InventoryAdjustQuantitiesInput!, $key: String!) { inventoryAdjustQuantities(input: $input) @idempotent(key: $key) { inventoryAdjustmentGroup { changes { name delta quantityAfterChange } } userErrors { code } } }";
+    let d = t.ok(adj, json!({"key": "adjust-1", "input": {"name": "damaged", "reason": "damaged", "changes": [{"inventoryItemId": item, "locationId": loc, "delta": 2}]}})).await;
     assert_eq!(
         d["inventoryAdjustQuantities"]["inventoryAdjustmentGroup"]["changes"][0],
         json!({"name": "damaged", "delta": 2, "quantityAfterChange": 2})
@@ -409,7 +473,7 @@ async fn adjust_quantities_and_async_product_set() {
     let d = t
         .ok(
             adj,
-            json!({"input": {"name": "committed", "reason": "correction", "changes": []}}),
+            json!({"key": "adjust-2", "input": {"name": "committed", "reason": "correction", "changes": []}}),
         )
         .await;
     assert_eq!(

@@ -2,9 +2,11 @@
 //!
 //! The window this closes: Shopify accepts `bulkOperationRunQuery`/`RunMutation`, then the gateway dies (or loses
 //! the answer) before the operation's id is committed to `bulk_operations`. Without a trace of the start, the
-//! redelivered command would start a second operation; API 2025-10 runs one bulk query and one bulk mutation per app
-//! and shop at a time, so that second start is refused with OPERATION_IN_PROGRESS until the orphan ends (minutes),
-//! and the orphan's result is never used.
+//! redelivered command (or the start sent again after a lost answer) would start a second operation: from API
+//! 2026-01 up to five bulk operations of any type run at once per app and shop, so that second start is accepted and
+//! the orphan runs for nothing (before, one per type: it was refused with OPERATION_IN_PROGRESS until the orphan
+//! ended). So a start whose answer is lost is not sent again before the operation it may have created is looked for
+//! (`Executor::call_once`, then the adoption check below).
 //!
 //! So a start is recorded before it is sent: a `bulk_starts` row (command, stage, shop, type, and the database's time
 //! of its first and of its latest attempt: a start refused OPERATION_IN_PROGRESS is sent again later, and any attempt
@@ -24,9 +26,10 @@
 //!   the creation, whatever the clocks say. (Not "no other row at all": the row of a command given up on mid-start
 //!   stays, and would turn adoption off for the shop for good.)
 //!
-//! Why that suffices: the gateway is the only starter of bulk operations for this app, every start it sends is
-//! preceded by a committed `bulk_starts` row that stays until the accepted id is recorded, and per shop and type
-//! only one operation runs at once. An unclaimed operation is therefore the work of an unfinished start whose window
+//! Why that suffices: the gateway is the only starter of bulk operations for this app, and every start it sends is
+//! preceded by a committed `bulk_starts` row that stays until the accepted id is recorded. (`currentBulkOperation`
+//! names only the app's latest operation of a type: with several running, an earlier one of ours is not found, and a
+//! new one is started. Listing them with `bulkOperations(query:)`, 2026-01+, would find it: not done yet.) An unclaimed operation is therefore the work of an unfinished start whose window
 //! holds its creation time; when that start is the only candidate, it is ours. When the check cannot tell (another
 //! candidate, other text, outside the window), a new operation is started: the old behaviour, slower but never
 //! wrong. A bulk mutation's variables (staged upload) are prepared only when a new operation is started, so an
@@ -35,7 +38,10 @@
 //! The same check runs when a start is refused with OPERATION_IN_PROGRESS: the executor retries a request whose
 //! answer was lost, and the operation in progress may be the one the lost attempt created.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -44,7 +50,7 @@ use sqlx::PgPool;
 use crate::{
     budget::Lane,
     documents,
-    executor::{CallError, Executor, Operation, ShopCredentials},
+    executor::{CallError, Executor, Once, Operation, ShopCredentials},
 };
 
 /// Allowed difference between Shopify's `createdAt` (whole seconds) and the database's clock.
@@ -150,7 +156,6 @@ impl BulkStart<'_> {
                 document: documents::BULK_OPERATION_POLL,
                 variables: json!({ "id": bulk_id }),
                 expected_cost: READ_COST,
-                idempotency_key: None,
             };
             *calls += 1;
             let data = self.executor.call(self.shop, self.lane, &poll).await?;
@@ -202,14 +207,40 @@ impl BulkStart<'_> {
             document: self.kind.start_document(),
             variables,
             expected_cost: START_COST,
-            idempotency_key: Some(format!("{}:bulk:{}", self.command_id, self.stage)),
         };
         let mut delay = self.wait_first;
+        let deadline = Instant::now() + self.executor.deadline();
+        let mut unanswered = 0u32;
         loop {
             let attempts = self.note_attempt().await?;
             *calls += 1;
-            // A failed call leaves the start's row: Shopify may have accepted it.
-            let data = self.executor.call(self.shop, self.lane, &start).await?;
+            // A failed call leaves the start's row: Shopify may have accepted it. An unanswered start is not sent
+            // again blindly: from API 2026-01 a shop runs up to five bulk operations at once, so a second start is
+            // no longer refused (OPERATION_IN_PROGRESS) while the first runs, and would start a second operation.
+            // The operation the lost attempt may have created is looked for first.
+            let data = match self
+                .executor
+                .call_once(self.shop, self.lane, &start)
+                .await?
+            {
+                Once::Answered(data) => data,
+                Once::Unanswered(reason) => {
+                    unanswered += 1;
+                    if let Some(id) = self.adopt(attempts, calls).await? {
+                        return Ok(id);
+                    }
+                    if Instant::now() + delay > deadline {
+                        return Err(StartError::Call(CallError::DeadlineExceeded {
+                            attempts: unanswered,
+                            last: reason,
+                        }));
+                    }
+                    tracing::info!(stage = self.stage, reason = %reason, "bulk start unanswered and no operation of it found; sending it again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.wait_max);
+                    continue;
+                }
+            };
             let payload = &data[self.kind.payload_field()];
             if let Some(id) = payload["bulkOperation"]["id"].as_str() {
                 if !self.record(id).await? {
@@ -225,8 +256,8 @@ impl BulkStart<'_> {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            // One bulk operation of a type at a time per shop (API 2025-10): it may be the one a lost answer
-            // created; otherwise wait for it to finish.
+            // No room for another bulk operation (one per type before 2026-01, five since): one in progress may
+            // be the one a lost answer created; otherwise wait for one to finish.
             if errors.iter().any(|e| e["code"] == "OPERATION_IN_PROGRESS") {
                 if let Some(id) = self.adopt(attempts, calls).await? {
                     return Ok(id);
@@ -351,7 +382,6 @@ impl BulkStart<'_> {
             document: documents::CURRENT_BULK_OPERATION,
             variables: json!({ "type": self.kind.as_str() }),
             expected_cost: READ_COST,
-            idempotency_key: None,
         };
         *calls += 1;
         let data = self.executor.call(self.shop, self.lane, &current).await?;

@@ -27,7 +27,7 @@ pub async fn fixture() -> Fixture {
         .expect("simulator");
     let client = SimClient::new(sim.addr());
     let settings = ShopifySettings {
-        api_version: "2025-10".into(),
+        api_version: "2026-10".into(),
         scheme: "http".into(),
         port: sim.addr().port(),
         connect_to: sim.addr().to_string(),
@@ -174,8 +174,7 @@ async fn a_price_update_larger_than_the_bucket_waits_for_refills_and_is_never_th
     let products = f.client.read(&shop.domain, "products").await.unwrap();
     let updates = price_updates(&products, 300, "12.34");
 
-    let outcome =
-        ops::update_variant_prices(&f.executor, &shop, Lane::Sync, "cmd-price-1", &updates).await;
+    let outcome = ops::update_variant_prices(&f.executor, &shop, Lane::Sync, &updates).await;
     assert!(
         outcome.failed_calls.is_empty(),
         "{:?}",
@@ -212,14 +211,7 @@ async fn urgent_order_work_overtakes_a_sync_backlog_and_other_shops_do_not_wait(
         token: a.token.clone(),
     };
     let backlog = tokio::spawn(async move {
-        ops::update_variant_prices(
-            &executor,
-            &backlog_shop,
-            Lane::Sync,
-            "cmd-backlog",
-            &updates,
-        )
-        .await
+        ops::update_variant_prices(&executor, &backlog_shop, Lane::Sync, &updates).await
     });
     // Wait until the backlog has drained the bucket and calls are queueing.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -241,7 +233,6 @@ async fn urgent_order_work_overtakes_a_sync_backlog_and_other_shops_do_not_wait(
         document: documents::ORDER_TAG,
         variables: serde_json::json!({ "id": order_id, "tags": ["shipped-by-shopbridge"] }),
         expected_cost: 10.0,
-        idempotency_key: Some("cmd-tag:0".into()),
     };
     let started = Instant::now();
     f.executor
@@ -258,7 +249,6 @@ async fn urgent_order_work_overtakes_a_sync_backlog_and_other_shops_do_not_wait(
         document: documents::SHOP_INFO,
         variables: serde_json::json!({}),
         expected_cost: 2.0,
-        idempotency_key: None,
     };
     let started = Instant::now();
     f.executor
@@ -292,9 +282,7 @@ async fn under_5xx_429_and_dropped_connections_every_call_is_applied_exactly_onc
 
     let products = f.client.read(&shop.domain, "products").await.unwrap();
     let updates = price_updates(&products, 100, "5.55");
-    let prices =
-        ops::update_variant_prices(&f.executor, &shop, Lane::Sync, "cmd-flaky-prices", &updates)
-            .await;
+    let prices = ops::update_variant_prices(&f.executor, &shop, Lane::Sync, &updates).await;
     let inventory = f.client.read(&shop.domain, "inventory").await.unwrap();
     let sets = inventory_sets(&inventory, 1);
     let stock = ops::set_inventory(&f.executor, &shop, Lane::Sync, "cmd-flaky-stock", &sets).await;
@@ -319,4 +307,106 @@ async fn under_5xx_429_and_dropped_connections_every_call_is_applied_exactly_onc
             .iter()
             .all(|v| v["price"] == "5.55")
     }));
+}
+
+/// Shopify applies an inventory write but its answer is lost: the executor sends the same call again, with the same
+/// `@idempotent` key, and Shopify answers the first result without applying it twice. Without the key the second
+/// attempt would fail (its `changeFromQuantity` is stale by then) or, without a compare, apply again.
+#[tokio::test]
+async fn an_inventory_write_whose_answer_was_lost_is_applied_once_through_its_idempotency_key() {
+    let f = fixture().await;
+    let shop = shop(&f, "lost-stock-shop.myshopify.com", 250, 4, 0).await;
+    let inventory = f.client.read(&shop.domain, "inventory").await.unwrap();
+    let sets = inventory_sets(&inventory, 3);
+    assert_eq!(sets.len(), 1000);
+    let faults: shopify_sim::FaultConfig = serde_json::from_value(serde_json::json!({
+        "lost_answer_rate": 0.5, "shops": [shop.domain], "seed": 5
+    }))
+    .unwrap();
+    f.client.set_faults(&faults).await.unwrap();
+
+    let outcome = ops::set_inventory(&f.executor, &shop, Lane::Sync, "cmd-lost-stock", &sets).await;
+    assert!(
+        outcome.failed_calls.is_empty(),
+        "{:?}",
+        outcome.failed_calls
+    );
+    assert!(outcome.user_errors.is_empty(), "{:?}", outcome.user_errors);
+
+    let s = stats(&f, &shop.domain).await;
+    let lost = s["faults_injected"].as_u64().unwrap();
+    assert!(lost > 0, "answers were lost: {s}");
+    assert_eq!(
+        s["duplicate_idempotency_keys"], lost,
+        "every call whose answer was lost was sent again and answered from its key: {s}"
+    );
+    assert_eq!(
+        s["mutations"]["inventorySetQuantities"].as_u64().unwrap(),
+        4 + lost,
+        "four calls, each lost answer sent again once or more: {s}"
+    );
+    let after = f.client.read(&shop.domain, "inventory").await.unwrap();
+    for level in after.as_array().unwrap() {
+        let before = inventory
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| {
+                l["inventory_item_id"] == level["inventory_item_id"]
+                    && l["location_id"] == level["location_id"]
+            })
+            .unwrap();
+        assert_eq!(
+            level["quantities"]["available"].as_i64().unwrap(),
+            before["quantities"]["available"].as_i64().unwrap() + 3,
+            "applied once: {level}"
+        );
+    }
+}
+
+/// The version requested is the configured one; the version Shopify answered with is recorded per shop, and differs
+/// when the requested one is no longer served (Shopify falls forward to the oldest it serves).
+#[tokio::test]
+async fn the_api_version_a_shop_answered_with_is_recorded() {
+    let f = fixture().await;
+    let shop = shop(&f, "version-shop.myshopify.com", 1, 1, 0).await;
+    let info = Operation {
+        document: documents::SHOP_INFO,
+        variables: serde_json::json!({}),
+        expected_cost: 2.0,
+    };
+    assert_eq!(f.executor.served_version(&shop.domain), None);
+    f.executor
+        .call(&shop, Lane::Import, &info)
+        .await
+        .expect("shop info");
+    assert_eq!(
+        f.executor.served_version(&shop.domain).as_deref(),
+        Some("2026-10")
+    );
+
+    let settings = ShopifySettings {
+        api_version: "2025-10".into(),
+        scheme: "http".into(),
+        port: f._sim.addr().port(),
+        connect_to: f._sim.addr().to_string(),
+        request_timeout_secs: 10,
+    };
+    let old = Executor::new(
+        ShopifyHttp::new(settings).unwrap(),
+        Budget::new(BudgetSettings::default()),
+        RetrySettings {
+            base_delay_ms: 20,
+            max_delay_ms: 500,
+            deadline_secs: 10,
+        },
+    );
+    old.call(&shop, Lane::Import, &info)
+        .await
+        .expect("shop info");
+    assert_eq!(
+        old.served_version(&shop.domain).as_deref(),
+        Some("2026-01"),
+        "2025-10 is no longer served: answered as the oldest version served"
+    );
 }

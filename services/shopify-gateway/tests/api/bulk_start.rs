@@ -489,12 +489,12 @@ async fn a_bulk_mutation_accepted_but_not_recorded_is_adopted_not_uploaded_or_st
 // ----------------------------------------------------------------------------------------------------------------
 // A lost answer
 
-/// A TCP proxy in front of the simulator that loses the answers to the next `times` requests carrying `needle`: each
-/// request reaches Shopify and is applied, then the client's connection is closed before the response. Returns its
-/// address and how many answers are still to be lost (set it to 0 to stop losing them).
+/// A TCP proxy in front of the simulator that loses the answers to the next `times` requests carrying one of
+/// `needles`: each request reaches Shopify and is applied, then the client's connection is closed before the response.
+/// Returns its address and how many answers are still to be lost (set it to 0 to stop losing them).
 async fn answer_losing_proxy(
     target: std::net::SocketAddr,
-    needle: &'static str,
+    needles: &'static [&'static str],
     times: usize,
 ) -> (
     std::net::SocketAddr,
@@ -528,14 +528,13 @@ async fn answer_losing_proxy(
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
-                        if buf[..n]
-                            .windows(needle.len())
-                            .any(|w| w == needle.as_bytes())
-                            && lost_any
-                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                                    n.checked_sub(1)
-                                })
-                                .is_ok()
+                        if needles.iter().any(|needle| {
+                            buf[..n]
+                                .windows(needle.len())
+                                .any(|w| w == needle.as_bytes())
+                        }) && lost_any
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok()
                         {
                             doom.store(true, Ordering::SeqCst);
                         }
@@ -572,12 +571,12 @@ async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_p
     let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
     let token = f.client.create_shop(SHOP, "standard").await.unwrap();
     f.client.seed(SHOP, &seed(20, 1, 0)).await.unwrap();
-    // The operation stays in progress a while, so the retried start is refused with OPERATION_IN_PROGRESS (without
-    // the adoption, the export would wait for it and start a fourth operation).
+    // The operation stays in progress a while. Without looking for it after the lost answer, the start sent again
+    // would be accepted too (five bulk operations may run at once from API 2026-01): a fourth operation.
     let faults: shopify_sim::FaultConfig =
         serde_json::from_value(json!({"bulk_delay_ms": 1000, "shops": [SHOP]})).unwrap();
     f.client.set_faults(&faults).await.unwrap();
-    let (proxy, to_lose) = answer_losing_proxy(f._sim.addr(), "bulkOperationRunQuery", 1).await;
+    let (proxy, to_lose) = answer_losing_proxy(f._sim.addr(), &["bulkOperationRunQuery"], 1).await;
     let executor = executor_via(proxy, 60);
     let exporter = Exporter {
         executor: &executor,
@@ -615,13 +614,18 @@ async fn a_bulk_mutation_whose_start_went_unanswered_past_the_deadline_is_left_u
  {
     let s = BulkShop::new(MUTATION_SHOP, 3).await;
     let (f, db, token, products) = (&s.f, &s.db, s.token(), &s.owners);
-    // Shopify accepts the start, but every answer to it is lost (the retries are refused OPERATION_IN_PROGRESS while
-    // the operation waits to run, and those answers are lost too) until the gateway's 2 s call deadline has passed.
+    // Shopify accepts the start, but every answer to it is lost, and so is every answer to the gateway's look for
+    // the operation the lost start may have created (currentBulkOperation), until the gateway's 2 s call deadline
+    // has passed.
     let faults: shopify_sim::FaultConfig =
         serde_json::from_value(json!({"bulk_delay_ms": 3000, "shops": [MUTATION_SHOP]})).unwrap();
     f.client.set_faults(&faults).await.unwrap();
-    let (proxy, to_lose) =
-        answer_losing_proxy(f._sim.addr(), "bulkOperationRunMutation", usize::MAX).await;
+    let (proxy, to_lose) = answer_losing_proxy(
+        f._sim.addr(),
+        &["bulkOperationRunMutation", "currentBulkOperation"],
+        usize::MAX,
+    )
+    .await;
     let executor = executor_via(proxy, 2);
     let w = s.writer(&executor, "lost-start", DEFAULT_BULK_UPLOAD_MAX_BYTES);
     let lines = metafield_lines(products, "lost");

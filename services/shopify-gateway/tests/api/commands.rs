@@ -1,10 +1,13 @@
-//! Commands over the bus: a command on its partition and lane is run against the (simulated) shop and answered with
-//! exactly one CommandResult; a re-sent command makes no second Shopify call and publishes no second result.
+//! Commands over the bus: a command on its partition and lane is run against the (simulated) shop and answered; a
+//! re-sent command makes no second Shopify call and is answered with its first result again, and a command naming
+//! another shop than its channel's is refused without a call.
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use secrecy::SecretString;
-use shopbridge_gateway::commands::{CommandHandler, CredentialError, CredentialSource};
+use shopbridge_gateway::commands::{
+    ChannelCredentials, CommandHandler, CredentialError, CredentialSource,
+};
 use shopbridge_platform::{
     bus::{ConsumerRunner, EventMeta, Relay, names},
     config::{ConsumerSettings, OutboxSettings},
@@ -15,20 +18,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::budget::{fixture, shop};
 
-/// Tokens by channel, standing in for auth.
-struct StaticCredentials(HashMap<String, SecretString>);
+/// Shops and tokens by channel, standing in for auth.
+struct StaticCredentials(HashMap<String, (String, SecretString)>);
 
 impl CredentialSource for StaticCredentials {
-    fn token<'a>(
+    fn credentials<'a>(
         &'a self,
         channel_id: &'a str,
-        _shop: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<SecretString, CredentialError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<ChannelCredentials, CredentialError>> + Send + 'a>>
+    {
         Box::pin(async move {
-            self.0
+            let (shop_domain, token) = self
+                .0
                 .get(channel_id)
                 .cloned()
-                .ok_or_else(|| CredentialError::NotFound(channel_id.into()))
+                .ok_or_else(|| CredentialError::NotFound(channel_id.into()))?;
+            Ok(ChannelCredentials { shop_domain, token })
         })
     }
 }
@@ -52,7 +57,7 @@ async fn a_command_sent_twice_runs_once_and_each_send_gets_its_result() {
         f.executor.clone(),
         Arc::new(StaticCredentials(HashMap::from([(
             "channel-1".to_string(),
-            credentials.token.clone(),
+            (credentials.domain.clone(), credentials.token.clone()),
         )]))),
         db.pool.clone(),
         reqwest::Client::new(),
@@ -134,15 +139,30 @@ async fn a_command_sent_twice_runs_once_and_each_send_gets_its_result() {
         ..command.clone()
     };
     send(&nats, "outbox-row-3", &unknown, "sync").await;
+    // A command naming another shop than its channel's (on the same partition, so this consumer gets it): the
+    // channel's token must not go there.
+    let partition_of = |d: &str| names::partition_for(d, names::GATEWAY_PARTITIONS);
+    let other = (0..)
+        .map(|i| format!("other-{i}.myshopify.com"))
+        .find(|d| partition_of(d) == partition_of(&credentials.domain))
+        .unwrap();
+    f.client.create_shop(&other, "standard").await.unwrap();
+    let elsewhere = pb::Command {
+        command_id: "cmd-44".into(),
+        shop_domain: other.clone(),
+        ..command.clone()
+    };
+    send(&nats, "outbox-row-4", &elsewhere, "sync").await;
 
-    // cmd-42 is answered twice, once per send, with the same result (the re-send runs nothing); cmd-43 once.
+    // cmd-42 is answered twice, once per send, with the same result (the re-send runs nothing); cmd-43 and cmd-44
+    // once each.
     eventually("every send answered", || async {
-        nats.events::<pb::CommandResult>().await.len() >= 3
+        nats.events::<pb::CommandResult>().await.len() >= 4
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let answered = nats.events::<pb::CommandResult>().await;
-    assert_eq!(answered.len(), 3, "no late duplicate: {answered:?}");
+    assert_eq!(answered.len(), 4, "no late duplicate: {answered:?}");
     let cmd42: Vec<_> = answered
         .iter()
         .filter(|r| r.command_id == "cmd-42")
@@ -160,6 +180,19 @@ async fn a_command_sent_twice_runs_once_and_each_send_gets_its_result() {
     let failed = answered.iter().find(|r| r.command_id == "cmd-43").unwrap();
     assert_eq!(failed.status, pb::command_result::Status::Failed as i32);
     assert_eq!(failed.problems[0].code, "NO_CREDENTIALS");
+    let refused = answered.iter().find(|r| r.command_id == "cmd-44").unwrap();
+    assert_eq!(refused.status, pb::command_result::Status::Failed as i32);
+    assert_eq!(refused.problems[0].code, "SHOP_MISMATCH", "{refused:?}");
+    assert_eq!(refused.calls, 0);
+    let other_stats = f.client.stats(&other).await.unwrap();
+    assert_eq!(
+        (
+            &other_stats["graphql_requests"],
+            &other_stats["unauthorized"]
+        ),
+        (&serde_json::json!(0), &serde_json::json!(0)),
+        "nothing was sent to the other shop: {other_stats}"
+    );
 
     let stats = f.client.stats(&credentials.domain).await.unwrap();
     assert_eq!(

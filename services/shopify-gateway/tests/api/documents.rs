@@ -1,12 +1,26 @@
-use apollo_compiler::{ExecutableDocument, Schema};
+use apollo_compiler::{ExecutableDocument, Schema, validation::Valid};
 use shopbridge_gateway::documents::{ALL, Kind};
 
 /// Shopify's Admin schema as vendored by the simulator (descriptions stripped, `scalar ID` removed).
 const ADMIN_SDL: &str = include_str!("../../../../tests/shopify-sim/schema/admin_2025-10.graphql");
+/// What 2026-10 adds for the fields we use, each definition citing its source.
+const DELTA_2026_10: &str =
+    include_str!("../../../../tests/shopify-sim/schema/admin_2026-10_delta.graphql");
+
+/// The 2025-10 schema with the sourced 2026-10 delta: what the documents (written for 2026-10) are checked against.
+fn admin_schema() -> Valid<Schema> {
+    Schema::builder()
+        .parse(ADMIN_SDL, "admin_2025-10.graphql")
+        .parse(DELTA_2026_10, "admin_2026-10_delta.graphql")
+        .build()
+        .expect("schema")
+        .validate()
+        .expect("schema with the delta")
+}
 
 #[test]
 fn every_document_validates_against_shopifys_admin_schema() {
-    let schema = Schema::parse_and_validate(ADMIN_SDL, "admin.graphql").expect("schema");
+    let schema = admin_schema();
     let mut failures = Vec::new();
     for document in ALL {
         if let Err(e) =
@@ -20,9 +34,69 @@ fn every_document_validates_against_shopifys_admin_schema() {
 
 #[test]
 fn a_document_with_a_field_shopify_lacks_is_refused_by_the_same_check() {
-    let schema = Schema::parse_and_validate(ADMIN_SDL, "admin.graphql").expect("schema");
+    let schema = admin_schema();
     let bad = "query { shop { name nonexistentField } }";
     assert!(ExecutableDocument::parse_and_validate(&schema, bad, "bad.graphql").is_err());
+}
+
+/// Every definition of the delta cites its source: a `# source` comment right above it (comment blocks may run over
+/// several lines).
+#[test]
+fn every_definition_of_the_schema_delta_cites_its_source() {
+    let mut sourced = false;
+    for line in DELTA_2026_10.lines() {
+        let line = line.trim();
+        if line.starts_with("# source") {
+            sourced = true;
+        } else if line.is_empty() {
+            sourced = false;
+        } else if !line.starts_with('#') && line.ends_with('{') || line.starts_with("directive ") {
+            assert!(sourced, "no `# source` right above: {line}");
+        }
+    }
+}
+
+/// The mutations Shopify requires `@idempotent` on (2026-04+), among those a document could name.
+const IDEMPOTENT: &[&str] = &[
+    "inventorySetQuantities",
+    "inventoryAdjustQuantities",
+    "inventoryMoveQuantities",
+    "inventorySetOnHandQuantities",
+    "inventoryActivate",
+    "refundCreate",
+];
+
+/// From 2026-04 Shopify refuses these mutations without `@idempotent(key:)`; it accepts the directive on them only.
+#[test]
+fn exactly_the_inventory_mutations_carry_the_idempotent_directive() {
+    let schema = admin_schema();
+    for document in ALL {
+        let parsed = ExecutableDocument::parse_and_validate(&schema, document.text, document.name)
+            .expect("valid");
+        for operation in parsed.operations.iter() {
+            for field in operation.selection_set.fields() {
+                let directive = field.directives.get("idempotent");
+                let needs = IDEMPOTENT.contains(&field.name.as_str());
+                assert_eq!(
+                    directive.is_some(),
+                    needs,
+                    "{}: {} {} @idempotent",
+                    document.name,
+                    field.name,
+                    if needs { "lacks" } else { "must not carry" }
+                );
+                if let Some(directive) = directive {
+                    let key = directive.specified_argument_by_name("key").expect("key");
+                    assert_eq!(
+                        key.as_variable().map(|v| v.as_str()),
+                        Some("idempotencyKey"),
+                        "{}: the key is the $idempotencyKey variable (see idempotency.rs)",
+                        document.name
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// How deep connections (`edges`) nest in a bulk query, and how many there are.
@@ -96,7 +170,7 @@ fn every_bulk_query_respects_shopifys_bulk_limits() {
 /// search holding quotes and backslashes, and must obey the bulk limits.
 #[test]
 fn the_orders_bulk_query_with_its_search_bound_in_validates() {
-    let schema = Schema::parse_and_validate(ADMIN_SDL, "admin.graphql").expect("schema");
+    let schema = admin_schema();
     let search = r#"updated_at:>='2025-11-01T00:00:00Z' AND tag:"a \"b\" \\ c""#;
     let text = shopbridge_gateway::orders::bulk_query(search);
     let document = ExecutableDocument::parse_and_validate(&schema, &text, "orders_bulk_bound")

@@ -14,7 +14,7 @@ use std::{
 use secrecy::SecretString;
 use shopbridge_gateway::{
     budget::{Budget, BudgetSettings},
-    commands::{CommandHandler, CredentialError, CredentialSource},
+    commands::{ChannelCredentials, CommandHandler, CredentialError, CredentialSource},
     executor::{Executor, RetrySettings},
     shopify::{ShopifyHttp, ShopifySettings},
 };
@@ -36,7 +36,7 @@ use crate::budget::{Fixture, fixture};
 /// so that is the proxy's too), giving up on a call after `deadline_secs`.
 pub(crate) fn executor_via(connect_to: SocketAddr, deadline_secs: u64) -> Executor {
     let settings = ShopifySettings {
-        api_version: "2025-10".into(),
+        api_version: "2026-10".into(),
         scheme: "http".into(),
         port: connect_to.port(),
         connect_to: connect_to.to_string(),
@@ -126,17 +126,23 @@ impl RecordingProxy {
 /// Tokens by channel id, standing in for auth.
 pub struct Tokens(pub HashMap<String, SecretString>);
 
+/// The channel id is the shop's domain.
 impl CredentialSource for Tokens {
-    fn token<'a>(
+    fn credentials<'a>(
         &'a self,
         channel_id: &'a str,
-        _shop: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<SecretString, CredentialError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<ChannelCredentials, CredentialError>> + Send + 'a>>
+    {
         Box::pin(async move {
-            self.0
+            let token = self
+                .0
                 .get(channel_id)
                 .cloned()
-                .ok_or_else(|| CredentialError::NotFound(channel_id.into()))
+                .ok_or_else(|| CredentialError::NotFound(channel_id.into()))?;
+            Ok(ChannelCredentials {
+                shop_domain: channel_id.to_string(),
+                token,
+            })
         })
     }
 }

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use secrecy::SecretString;
 use shopbridge_gateway::{
     budget::{Budget, BudgetSettings},
-    commands::{CommandHandler, CredentialError, CredentialSource},
+    commands::{ChannelCredentials, CommandHandler, CredentialError, CredentialSource},
     executor::{Executor, RetrySettings},
     leases::{LeaseSettings, Leases, PartitionManager},
     shopify::{ShopifyHttp, ShopifySettings},
@@ -30,17 +30,23 @@ use tokio_util::sync::CancellationToken;
 
 struct Tokens(HashMap<String, SecretString>);
 
+/// The channel id is the shop's domain.
 impl CredentialSource for Tokens {
-    fn token<'a>(
+    fn credentials<'a>(
         &'a self,
         channel_id: &'a str,
-        _: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<SecretString, CredentialError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<ChannelCredentials, CredentialError>> + Send + 'a>>
+    {
         Box::pin(async move {
-            self.0
+            let token = self
+                .0
                 .get(channel_id)
                 .cloned()
-                .ok_or_else(|| CredentialError::NotFound(channel_id.into()))
+                .ok_or_else(|| CredentialError::NotFound(channel_id.into()))?;
+            Ok(ChannelCredentials {
+                shop_domain: channel_id.to_string(),
+                token,
+            })
         })
     }
 }
@@ -59,7 +65,7 @@ fn replica(
     tokens: &HashMap<String, SecretString>,
 ) -> (Leases, PartitionManager) {
     let settings = ShopifySettings {
-        api_version: "2025-10".into(),
+        api_version: "2026-10".into(),
         scheme: "http".into(),
         port: sim.addr().port(),
         connect_to: sim.addr().to_string(),

@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
             .http1_only()
             .build()?;
         let url = format!(
-            "http://{domain}:{}/admin/api/2025-10/graphql.json",
+            "http://{domain}:{}/admin/api/2026-10/graphql.json",
             addr.port()
         );
         let (ok, throttled, failed) = (ok.clone(), throttled.clone(), failed.clone());
@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
     let variants = a.bulk_products * a.bulk_variants_per_product;
     let http = reqwest::Client::builder().resolve(domain, addr).build()?;
     let url = format!(
-        "http://{domain}:{}/admin/api/2025-10/graphql.json",
+        "http://{domain}:{}/admin/api/2026-10/graphql.json",
         addr.port()
     );
     let gql = |q: &str, v: Value| {

@@ -3,6 +3,7 @@
 //! request context); plain payload data is JSON typed by the schema at resolution time.
 
 mod mutate;
+pub use mutate::missing_idempotent;
 mod orders;
 mod orders_mut;
 mod read;
@@ -23,11 +24,12 @@ pub struct Ctx<'s> {
     pub now_secs: f64,
     /// `http://host:port` of the simulator, for staged-upload and bulk-result URLs.
     pub base_url: String,
-    /// `Idempotency-Key` request header (simulator extension, see README).
-    pub idempotency_key: Option<String>,
+    /// The request's coerced variables (directive arguments such as `@idempotent(key: $k)` read them).
+    pub variables: Map<String, Value>,
     pub mutations: RefCell<Vec<String>>,
+    /// Replays of an `@idempotent` key.
     pub duplicate_keys: Cell<u64>,
-    /// Concurrent bulk operations allowed per shop and type.
+    /// Concurrent bulk operations allowed per shop (all types together).
     pub bulk_limit: usize,
     /// Bulk mode: connections need no `first`/`last` and return everything.
     pub bulk: bool,
@@ -41,7 +43,7 @@ impl<'s> Ctx<'s> {
             now,
             now_secs,
             base_url,
-            idempotency_key: None,
+            variables: Map::new(),
             mutations: RefCell::new(Vec::new()),
             duplicate_keys: Cell::new(0),
             bulk_limit: 1,

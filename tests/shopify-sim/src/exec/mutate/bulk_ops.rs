@@ -5,7 +5,13 @@ use super::s;
 use crate::model::{BulkOp, Store, gid};
 use serde_json::{Map, Value, json};
 
-pub(super) fn bulk_run(cx: &Ctx<'_>, kind: &str, doc: &str, staged: Option<String>) -> R {
+pub(super) fn bulk_run(
+    cx: &Ctx<'_>,
+    kind: &str,
+    doc: &str,
+    staged: Option<String>,
+    group_objects: bool,
+) -> R {
     let ty: &'static str = if kind == "QUERY" {
         "BulkOperationRunQueryPayload"
     } else {
@@ -25,12 +31,12 @@ pub(super) fn bulk_run(cx: &Ctx<'_>, kind: &str, doc: &str, staged: Option<Strin
     };
     let mut st = cx.store.borrow_mut();
     let st: &mut Store = &mut st;
+    // From 2026-01, up to five bulk operations of any type run at once per app and shop [SD]
+    // https://shopify.dev/changelog/faster-bulk-operations (before: one query and one mutation).
     let running: Vec<u64> = st
         .bulk_ops
         .values()
-        .filter(|b| {
-            b.kind == kind && matches!(b.status.as_str(), "CREATED" | "RUNNING" | "CANCELING")
-        })
+        .filter(|b| matches!(b.status.as_str(), "CREATED" | "RUNNING" | "CANCELING"))
         .map(|b| b.id)
         .collect();
     // BulkOperationUserErrorCode (query) and BulkMutationErrorCode (mutation) differ.
@@ -56,7 +62,9 @@ pub(super) fn bulk_run(cx: &Ctx<'_>, kind: &str, doc: &str, staged: Option<Strin
         return fail(
             if kind == "QUERY" { "query" } else { "mutation" },
             format!(
-                "A bulk {what} operation for this app and shop is already in progress: {}.",
+                "A bulk {what} operation cannot start: {} bulk operations for this app and shop are already in \
+                 progress ({}).",
+                running.len(),
                 gid("BulkOperation", running[0])
             ),
             "OPERATION_IN_PROGRESS",
@@ -90,6 +98,7 @@ pub(super) fn bulk_run(cx: &Ctx<'_>, kind: &str, doc: &str, staged: Option<Strin
             created_at: cx.now,
             completed_at: None,
             staged_path: staged,
+            group_objects,
         },
     );
     Ok(rec(

@@ -1,9 +1,12 @@
-//! inventorySetQuantities (compare-and-set, idempotency), inventoryAdjustQuantities, inventoryItemUpdate.
+//! inventorySetQuantities (compare-and-swap, `@idempotent`), inventoryAdjustQuantities (`@idempotent`),
+//! inventoryItemUpdate.
 
 use super::super::{Ctx, K, R, V, arg_str, rec, user_error, user_errors};
 use super::products::apply_inventory_item_input;
 use super::s;
-use crate::model::{Store, gid, money, parse_gid_of};
+use crate::model::{
+    AdjustmentGroup, AppliedChange, IdempotentAttempt, Store, gid, money, parse_gid_of,
+};
 use serde_json::{Map, Value, json};
 
 /// Reasons Shopify accepts for inventory changes.
@@ -27,48 +30,137 @@ pub(super) const REASONS: &[&str] = &[
     "shrinkage",
 ];
 
-pub(super) fn inventory_set_quantities(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
-    const TY: &str = "InventorySetQuantitiesPayload";
+/// An `@idempotent` inventory mutation (2026-04 semantics). The key's first attempt is recorded with the arguments it
+/// was sent; a replay with the same arguments answers the first attempt's result without applying it again (counted
+/// in `duplicate_idempotency_keys`), with other arguments `IDEMPOTENCY_KEY_PARAMETER_MISMATCH`, and after a first
+/// attempt that failed `IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED` (the client retries with a new key). Source [SD]:
+/// https://shopify.dev/docs/api/admin-graphql/latest/enums/InventorySetQuantitiesUserErrorCode. Shopify rebuilds a
+/// replay from current state [3P]; the simulator answers the changes as first applied. Requests run one at a time
+/// under the store's lock, so `IDEMPOTENCY_CONCURRENT_REQUEST` never happens here. The caller (`graphql::run`) has
+/// already refused a request whose field lacks the directive.
+fn idempotent(
+    cx: &Ctx<'_>,
+    ty: &'static str,
+    field: &str,
+    args: &Map<String, Value>,
+    key: Option<String>,
+    apply: fn(&Ctx<'_>, &mut Store, &Value) -> Result<AdjustmentGroup, Vec<Value>>,
+) -> R {
     let payload = |group: V, errs: Vec<Value>| {
         Ok(rec(
-            TY,
+            ty,
             vec![
                 ("inventoryAdjustmentGroup", group),
                 ("userErrors", user_errors(errs)),
             ],
         ))
     };
-    let input = args.get("input").cloned().unwrap_or(Value::Null);
+    let fingerprint = format!(
+        "{field}:{}",
+        serde_json::to_string(args).unwrap_or_default()
+    );
     let mut st = cx.store.borrow_mut();
     let st: &mut Store = &mut st;
-    let name = s(&input, "name").unwrap_or("");
-    let reason = s(&input, "reason").unwrap_or("");
-    let ignore_compare = input
-        .get("ignoreCompareQuantity")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    if let Some(prev) = key.as_ref().and_then(|k| st.idempotency_keys.get(k)) {
+        cx.duplicate_keys.set(cx.duplicate_keys.get() + 1);
+        let (message, code) = if prev.fingerprint != fingerprint {
+            (
+                "The idempotency key was already used with different parameters.",
+                "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+            )
+        } else if let Some(group) = &prev.result {
+            return payload(group_value(group), vec![]);
+        } else {
+            (
+                "The previous attempt with this idempotency key failed; retry with a new key.",
+                "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED",
+            )
+        };
+        return payload(V::Null, vec![user_error(&["input"], message, Some(code))]);
+    }
+    let input = args.get("input").cloned().unwrap_or(Value::Null);
+    let result = apply(cx, st, &input);
+    if let Some(key) = key {
+        st.idempotency_keys.insert(
+            key,
+            IdempotentAttempt {
+                fingerprint,
+                result: result.as_ref().ok().cloned(),
+            },
+        );
+    }
+    match result {
+        Ok(group) => payload(group_value(&group), vec![]),
+        Err(errs) => payload(V::Null, errs),
+    }
+}
+
+fn group_value(g: &AdjustmentGroup) -> V {
+    let changes = g
+        .changes
+        .iter()
+        .map(|c| {
+            rec(
+                "InventoryChange",
+                vec![
+                    ("name", V::s(c.name.clone())),
+                    ("delta", V::Leaf(json!(c.delta))),
+                    ("quantityAfterChange", V::Leaf(json!(c.quantity_after))),
+                    ("item", V::Obj(K::InventoryItem(c.item))),
+                    ("location", V::Obj(K::Location(c.location))),
+                    ("ledgerDocumentUri", V::Null),
+                ],
+            )
+        })
+        .collect();
+    rec(
+        "InventoryAdjustmentGroup",
+        vec![
+            ("id", V::s(gid("InventoryAdjustmentGroup", g.id))),
+            ("reason", V::s(g.reason.clone())),
+            (
+                "referenceDocumentUri",
+                V::opt_s(g.reference_document_uri.clone()),
+            ),
+            ("createdAt", V::s(crate::model::ts(&g.created_at))),
+            ("changes", V::List(changes)),
+        ],
+    )
+}
+
+pub(super) fn inventory_set_quantities(
+    cx: &Ctx<'_>,
+    args: &Map<String, Value>,
+    key: Option<String>,
+) -> R {
+    idempotent(
+        cx,
+        "InventorySetQuantitiesPayload",
+        "inventorySetQuantities",
+        args,
+        key,
+        apply_set_quantities,
+    )
+}
+
+/// inventorySetQuantities as 2026-10 has it: `changeFromQuantity` on every entry (compare-and-swap; explicit null
+/// skips the check), sources [SD] https://shopify.dev/changelog/making-changefromquantity-field-required and
+/// https://shopify.dev/changelog/compare-and-swap-for-inventory-mutations-with-change-from-quantity; no
+/// `compareQuantity`/`ignoreCompareQuantity` (removed from the schema, see `schema.rs`); any location is adjustable
+/// (`ITEM_NOT_STOCKED_AT_LOCATION` removed in 2026-10 [SD] https://shopify.dev/changelog/release-notes/2026-10: the
+/// level is created). All or nothing.
+fn apply_set_quantities(
+    cx: &Ctx<'_>,
+    st: &mut Store,
+    input: &Value,
+) -> Result<AdjustmentGroup, Vec<Value>> {
+    let name = s(input, "name").unwrap_or("");
+    let reason = s(input, "reason").unwrap_or("");
     let quantities = input
         .get("quantities")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    // A repeated idempotency key is answered without applying the change again.
-    if let Some(key) = &cx.idempotency_key
-        && st.idempotency_keys.contains(key)
-    {
-        cx.duplicate_keys.set(cx.duplicate_keys.get() + 1);
-        return payload(
-            rec(
-                "InventoryAdjustmentGroup",
-                vec![
-                    ("reason", V::s(reason)),
-                    ("changes", V::List(vec![])),
-                    ("createdAt", V::s(crate::model::ts(&cx.now))),
-                ],
-            ),
-            vec![],
-        );
-    }
     let mut errs = Vec::new();
     if name != "available" && name != "on_hand" {
         errs.push(user_error(
@@ -84,7 +176,7 @@ pub(super) fn inventory_set_quantities(cx: &Ctx<'_>, args: &Map<String, Value>) 
             Some("INVALID_REASON"),
         ));
     }
-    if let Some(uri) = s(&input, "referenceDocumentUri")
+    if let Some(uri) = s(input, "referenceDocumentUri")
         && !uri.contains("://")
     {
         errs.push(user_error(
@@ -97,13 +189,7 @@ pub(super) fn inventory_set_quantities(cx: &Ctx<'_>, args: &Map<String, Value>) 
     let mut plan = Vec::new();
     for (i, q) in quantities.iter().enumerate() {
         let idx = i.to_string();
-        let f = |k: &str| -> Vec<String> {
-            vec!["input".into(), "quantities".into(), idx.clone(), k.into()]
-        };
-        let fe = |k: &str, m: &str, c: &str| {
-            let p = f(k);
-            json!({"field": p, "message": m, "code": c})
-        };
+        let fe = |k: &str, m: &str, c: Option<&str>| json!({"field": ["input", "quantities", idx, k], "message": m, "code": c});
         let item = s(q, "inventoryItemId")
             .and_then(|x| parse_gid_of(x, "InventoryItem"))
             .filter(|x| st.inventory_items.contains_key(x));
@@ -116,14 +202,14 @@ pub(super) fn inventory_set_quantities(cx: &Ctx<'_>, args: &Map<String, Value>) 
                 errs.push(fe(
                     "inventoryItemId",
                     "The specified inventory item could not be found.",
-                    "INVALID_INVENTORY_ITEM",
+                    Some("INVALID_INVENTORY_ITEM"),
                 ));
             }
             if loc.is_none() {
                 errs.push(fe(
                     "locationId",
                     "The specified location could not be found.",
-                    "INVALID_LOCATION",
+                    Some("INVALID_LOCATION"),
                 ));
             }
             continue;
@@ -132,23 +218,16 @@ pub(super) fn inventory_set_quantities(cx: &Ctx<'_>, args: &Map<String, Value>) 
             errs.push(fe(
                 "inventoryItemId",
                 "The combination of inventoryItemId and locationId must be unique.",
-                "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR",
+                Some("NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR"),
             ));
             continue;
         }
-        let Some(current) = st.qty(item, loc, name) else {
-            errs.push(fe(
-                "locationId",
-                "The specified inventory item is not stocked at the location.",
-                "ITEM_NOT_STOCKED_AT_LOCATION",
-            ));
-            continue;
-        };
+        let current = st.qty(item, loc, name).unwrap_or(0);
         if qty > 1_000_000_000 {
             errs.push(fe(
                 "quantity",
                 "The quantity can't be higher than 1,000,000,000.",
-                "INVALID_QUANTITY_TOO_HIGH",
+                Some("INVALID_QUANTITY_TOO_HIGH"),
             ));
             continue;
         }
@@ -156,35 +235,35 @@ pub(super) fn inventory_set_quantities(cx: &Ctx<'_>, args: &Map<String, Value>) 
             errs.push(fe(
                 "quantity",
                 "The quantity can't be lower than -1,000,000,000.",
-                "INVALID_QUANTITY_TOO_LOW",
+                Some("INVALID_QUANTITY_TOO_LOW"),
             ));
             continue;
         }
-        if !ignore_compare {
-            match q.get("compareQuantity").and_then(Value::as_i64) {
-                None => {
-                    errs.push(fe("compareQuantity", "The compareQuantity argument must be given to each quantity or ignored using ignoreCompareQuantity.", "COMPARE_QUANTITY_REQUIRED"));
-                    continue;
-                }
-                Some(c) if c != current => {
-                    errs.push(fe(
-                        "compareQuantity",
-                        "The specified compare quantity does not match the current quantity.",
-                        "COMPARE_QUANTITY_STALE",
-                    ));
-                    continue;
-                }
-                _ => {}
+        match q.get("changeFromQuantity") {
+            // The exact answer to a missing changeFromQuantity is unconfirmed ([3P]): simulator wording, no code.
+            None => {
+                errs.push(fe(
+                    "changeFromQuantity",
+                    "changeFromQuantity must be given for each quantity (null skips the check).",
+                    None,
+                ));
+                continue;
             }
+            Some(Value::Null) => {}
+            Some(expected) if expected.as_i64() != Some(current) => {
+                errs.push(fe(
+                    "changeFromQuantity",
+                    "The specified changeFromQuantity does not match the current quantity.",
+                    Some("CHANGE_FROM_QUANTITY_STALE"),
+                ));
+                continue;
+            }
+            Some(_) => {}
         }
         plan.push((item, loc, qty, current));
     }
-    // All or nothing.
     if !errs.is_empty() {
-        return payload(V::Null, errs);
-    }
-    if let Some(key) = &cx.idempotency_key {
-        st.idempotency_keys.insert(key.clone());
+        return Err(errs);
     }
     let mut changes = Vec::new();
     for (item, loc, qty, current) in plan {
@@ -193,17 +272,13 @@ pub(super) fn inventory_set_quantities(cx: &Ctx<'_>, args: &Map<String, Value>) 
         // Setting on_hand moves the difference into available.
         let avail = level.entry("available".into()).or_insert(0);
         *avail += delta;
-        changes.push(rec(
-            "InventoryChange",
-            vec![
-                ("name", V::s(name)),
-                ("delta", V::Leaf(json!(delta))),
-                ("quantityAfterChange", V::Leaf(json!(qty))),
-                ("item", V::Obj(K::InventoryItem(item))),
-                ("location", V::Obj(K::Location(loc))),
-                ("ledgerDocumentUri", V::Null),
-            ],
-        ));
+        changes.push(AppliedChange {
+            name: name.to_string(),
+            delta,
+            quantity_after: qty,
+            item,
+            location: loc,
+        });
         if let Some(it) = st.inventory_items.get_mut(&item) {
             it.updated_at = cx.now;
         }
@@ -214,23 +289,13 @@ pub(super) fn inventory_set_quantities(cx: &Ctx<'_>, args: &Map<String, Value>) 
                    "admin_graphql_api_id": format!("gid://shopify/InventoryLevel/{loc}?inventory_item_id={item}")}),
         );
     }
-    let gid_group = st.next_id();
-    payload(
-        rec(
-            "InventoryAdjustmentGroup",
-            vec![
-                ("id", V::s(gid("InventoryAdjustmentGroup", gid_group))),
-                ("reason", V::s(reason)),
-                (
-                    "referenceDocumentUri",
-                    V::opt_s(s(&input, "referenceDocumentUri")),
-                ),
-                ("createdAt", V::s(crate::model::ts(&cx.now))),
-                ("changes", V::List(changes)),
-            ],
-        ),
-        vec![],
-    )
+    Ok(AdjustmentGroup {
+        id: st.next_id(),
+        reason: reason.to_string(),
+        reference_document_uri: s(input, "referenceDocumentUri").map(str::to_string),
+        created_at: cx.now,
+        changes,
+    })
 }
 
 pub(super) fn inventory_item_update(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
@@ -300,22 +365,29 @@ pub(super) const ADJUSTABLE: &[&str] = &[
     "safety_stock",
 ];
 
-pub(super) fn inventory_adjust_quantities(cx: &Ctx<'_>, args: &Map<String, Value>) -> R {
-    const TY: &str = "InventoryAdjustQuantitiesPayload";
-    let payload = |group: V, errs: Vec<Value>| {
-        Ok(rec(
-            TY,
-            vec![
-                ("inventoryAdjustmentGroup", group),
-                ("userErrors", user_errors(errs)),
-            ],
-        ))
-    };
-    let input = args.get("input").cloned().unwrap_or(Value::Null);
-    let mut st = cx.store.borrow_mut();
-    let st: &mut Store = &mut st;
-    let name = s(&input, "name").unwrap_or("");
-    let reason = s(&input, "reason").unwrap_or("");
+pub(super) fn inventory_adjust_quantities(
+    cx: &Ctx<'_>,
+    args: &Map<String, Value>,
+    key: Option<String>,
+) -> R {
+    idempotent(
+        cx,
+        "InventoryAdjustQuantitiesPayload",
+        "inventoryAdjustQuantities",
+        args,
+        key,
+        apply_adjust_quantities,
+    )
+}
+
+/// inventoryAdjustQuantities: deltas; any location is adjustable from 2026-10 (the level is created).
+fn apply_adjust_quantities(
+    cx: &Ctx<'_>,
+    st: &mut Store,
+    input: &Value,
+) -> Result<AdjustmentGroup, Vec<Value>> {
+    let name = s(input, "name").unwrap_or("");
+    let reason = s(input, "reason").unwrap_or("");
     let mut errs = Vec::new();
     if !ADJUSTABLE.contains(&name) {
         errs.push(user_error(
@@ -357,13 +429,6 @@ pub(super) fn inventory_adjust_quantities(cx: &Ctx<'_>, args: &Map<String, Value
                 "The specified location could not be found.",
                 Some("INVALID_LOCATION"),
             )),
-            (Some(item), Some(loc)) if !st.levels.contains_key(&(item, loc)) => {
-                errs.push(user_error(
-                    &["input", "changes", &idx, "locationId"],
-                    "The specified inventory item is not stocked at the location.",
-                    Some("ITEM_NOT_STOCKED_AT_LOCATION"),
-                ))
-            }
             (Some(item), Some(loc)) => plan.push((
                 item,
                 loc,
@@ -372,7 +437,7 @@ pub(super) fn inventory_adjust_quantities(cx: &Ctx<'_>, args: &Map<String, Value
         }
     }
     if !errs.is_empty() {
-        return payload(V::Null, errs);
+        return Err(errs);
     }
     let mut changes = Vec::new();
     for (item, loc, delta) in plan {
@@ -380,16 +445,13 @@ pub(super) fn inventory_adjust_quantities(cx: &Ctx<'_>, args: &Map<String, Value
         let key = if name == "on_hand" { "available" } else { name };
         *level.entry(key.to_string()).or_insert(0) += delta;
         let after = st.qty(item, loc, name).unwrap_or(0);
-        changes.push(rec(
-            "InventoryChange",
-            vec![
-                ("name", V::s(name)),
-                ("delta", V::Leaf(json!(delta))),
-                ("quantityAfterChange", V::Leaf(json!(after))),
-                ("item", V::Obj(K::InventoryItem(item))),
-                ("location", V::Obj(K::Location(loc))),
-            ],
-        ));
+        changes.push(AppliedChange {
+            name: name.to_string(),
+            delta,
+            quantity_after: after,
+            item,
+            location: loc,
+        });
         let available = st.qty(item, loc, "available").unwrap_or(0);
         st.push_event(
             "inventory_levels/update",
@@ -397,21 +459,11 @@ pub(super) fn inventory_adjust_quantities(cx: &Ctx<'_>, args: &Map<String, Value
                    "admin_graphql_api_id": format!("gid://shopify/InventoryLevel/{loc}?inventory_item_id={item}")}),
         );
     }
-    let id = st.next_id();
-    payload(
-        rec(
-            "InventoryAdjustmentGroup",
-            vec![
-                ("id", V::s(gid("InventoryAdjustmentGroup", id))),
-                ("reason", V::s(reason)),
-                (
-                    "referenceDocumentUri",
-                    V::opt_s(s(&input, "referenceDocumentUri")),
-                ),
-                ("createdAt", V::s(crate::model::ts(&cx.now))),
-                ("changes", V::List(changes)),
-            ],
-        ),
-        vec![],
-    )
+    Ok(AdjustmentGroup {
+        id: st.next_id(),
+        reason: reason.to_string(),
+        reference_document_uri: s(input, "referenceDocumentUri").map(str::to_string),
+        created_at: cx.now,
+        changes,
+    })
 }

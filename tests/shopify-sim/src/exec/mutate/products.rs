@@ -190,6 +190,15 @@ pub(super) fn product_set_apply(cx: &Ctx<'_>, args: &Map<String, Value>) -> Appl
                 ));
             }
         }
+        // 2026-10: `barcodes` replaces the deprecated `barcode`; one input may not carry both [SD]
+        // https://shopify.dev/changelog/product-variant-barcode-is-being-replaced-by-barcodes
+        if v.get("barcode").is_some() && v.get("barcodes").is_some() {
+            errs.push(user_error(
+                &["input", "variants", &idx, "barcodes"],
+                "barcode and barcodes cannot be used together; use barcodes",
+                Some("INCOMPATIBLE_BARCODE_FIELDS"),
+            ));
+        }
         for k in ["price", "compareAtPrice"] {
             if let Some(p) = s(v, k)
                 && money(p).is_none()
@@ -561,6 +570,14 @@ pub(super) fn apply_variant_input(
     }
     match v.get("barcode") {
         Some(Value::String(b)) => var.barcode = Some(b.clone()),
+        Some(Value::Null) => var.barcode = None,
+        _ => {}
+    }
+    // `barcodes` replaces the set; the simulator keeps one barcode (the first), which `barcode` reads.
+    match v.get("barcodes") {
+        Some(Value::Array(list)) => {
+            var.barcode = list.first().and_then(|b| s(b, "value")).map(str::to_string)
+        }
         Some(Value::Null) => var.barcode = None,
         _ => {}
     }
