@@ -76,7 +76,7 @@ pub async fn delete_in_batches(
     }
 }
 
-/// Runs `pass` every `every` until `cancel`; a failed pass is logged (naming `what`) and tried again at the next.
+/// Runs `pass` every `every` (the first time one period after start) until `cancel`; a failed pass is logged (naming `what`) and tried again at the next.
 pub async fn periodically<T, F, Fut>(
     what: &'static str,
     every: Duration,
@@ -88,15 +88,17 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = sqlx::Result<T>>,
 {
+    // The first pass comes one period after start, not at start: a start (or a rolling deploy of every replica)
+    // is no moment for a table-wide delete.
     loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(every.max(Duration::from_secs(1))) => {}
+        }
         match pass().await {
             Ok(pruned) if pruned != T::default() => tracing::info!(?pruned, "{what} pruned"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning {what} failed; trying again later"),
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(every.max(Duration::from_secs(1))) => {}
         }
     }
 }
