@@ -86,7 +86,7 @@ async fn pruning_deletes_only_what_is_past_its_retention_and_a_kept_id_still_ded
         .await
         .unwrap();
     assert!(!ack.duplicate);
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    ctx.consumed_all().await;
     assert_eq!(ctx.effects().await, 1);
     ctx.finish().await;
 }
@@ -139,7 +139,7 @@ async fn a_replayed_dead_letter_is_applied_once_by_the_consumer_that_gave_up_on_
     dead_letters::replay(&ctx.db.pool, &ctx.nats.js, &ctx.nats.namespace, id, true)
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    ctx.consumed_all().await;
     assert_eq!(ctx.effects().await, 1, "applied once");
     assert_eq!(
         handler.calls_for(3).len(),

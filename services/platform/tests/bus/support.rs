@@ -125,6 +125,25 @@ impl Ctx {
             .unwrap()
     }
 
+    /// Waits until the platform-probe consumer has every message of the stream delivered and acknowledged (applied,
+    /// found in the inbox, or dead-lettered): after it, "nothing more happened" is a fact, not a guess.
+    pub async fn consumed_all(&self) {
+        eventually("the probe consumer has acknowledged everything", || async {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = self
+                .nats
+                .js
+                .get_stream(self.nats.namespace.resource("EVENTS"))
+                .await
+                .unwrap()
+                .get_consumer(&self.nats.namespace.resource("platform-probe"))
+                .await
+                .unwrap();
+            let info = consumer.info().await.unwrap();
+            info.num_pending == 0 && info.num_ack_pending == 0
+        })
+        .await;
+    }
+
     pub async fn stream_messages(&self) -> u64 {
         let mut stream = self
             .nats
