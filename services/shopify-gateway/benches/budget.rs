@@ -13,11 +13,16 @@ use futures::{StreamExt, stream};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shopbridge_gateway::{
-    budget::{Budget, BudgetSettings, Lane},
-    documents,
-    executor::{Executor, RetrySettings, ShopCredentials},
-    ops::{self, ProductPrices, QuantitySet, VariantPrice},
-    shopify::{ShopifyHttp, ShopifySettings},
+    operations::{
+        inventory::{self, QuantitySet},
+        prices::{self, ProductPrices, VariantPrice},
+    },
+    shopify::{
+        ShopifyHttp, ShopifySettings,
+        budget::{Budget, BudgetSettings, Lane},
+        documents,
+        executor::{Executor, RetrySettings, ShopCredentials},
+    },
 };
 use shopify_sim::{SimClient, SimConfig, Simulator, client::SeedRequestJson};
 
@@ -74,7 +79,7 @@ async fn naive(client: &SimClient, shop: &str, token: &str, calls: Vec<Call>) {
 }
 
 fn inventory_calls(sets: &[QuantitySet]) -> Vec<Call> {
-    sets.chunks(ops::INVENTORY_BATCH)
+    sets.chunks(inventory::INVENTORY_BATCH)
         .enumerate()
         .map(|(i, batch)| Call {
             document: documents::INVENTORY_SET.text,
@@ -185,7 +190,7 @@ fn main() {
                     let sets = quantities(&client.read(&domain, "inventory").await.unwrap());
                     match client_kind {
                         "gateway" => measure(&client, &domain, async {
-                            let o = ops::set_inventory(&executor, &shop, Lane::Sync, "bench-inv", &sets).await;
+                            let o = inventory::set_inventory(&executor, &shop, Lane::Sync, "bench-inv", &sets).await;
                             assert!(o.failed_calls.is_empty());
                         }).await,
                         _ => measure(&client, &domain, naive(&client, &domain, &token, inventory_calls(&sets))).await,
@@ -194,7 +199,7 @@ fn main() {
                     let updates = prices(&client.read(&domain, "products").await.unwrap());
                     match client_kind {
                         "gateway" => measure(&client, &domain, async {
-                            let o = ops::update_variant_prices(&executor, &shop, Lane::Sync, &updates).await;
+                            let o = prices::update_variant_prices(&executor, &shop, Lane::Sync, &updates).await;
                             assert!(o.failed_calls.is_empty());
                         }).await,
                         _ => measure(&client, &domain, naive(&client, &domain, &token, price_calls(&updates))).await,

@@ -1,28 +1,21 @@
-//! The shopify-gateway service: the only process that talks to Shopify. It owns each shop's cost budget
-//! ([`budget`]), sends the GraphQL documents in `graphql/` ([`documents`]) through one [`executor`], and turns
-//! verified webhooks into typed events ([`webhooks`]). For auth it exchanges OAuth codes, refreshes and verifies
-//! tokens over gRPC ([`access`]).
+//! The shopify-gateway service: the only process that talks to Shopify. By concern:
+//! - [`shopify`]: talking to Shopify: HTTP, each shop's cost budget, the one executor, the GraphQL documents in
+//!   `graphql/` and their typed variables and answers;
+//! - [`bulk`]: bulk operations (start once, poll, query results, mutations and their uploads);
+//! - [`operations`]: what commands ask for, one per module (catalog, inventory, orders, fulfillments, webhook
+//!   subscriptions, access for auth);
+//! - [`partitions`]: which replica serves which shops (leases) and how many commands run at once (in flight);
+//! - [`commands`]: the bus handler: credentials, dispatch to an operation, results;
+//! - [`webhooks`] and [`channel_webhooks`]: verified webhooks in, subscriptions for newly active channels.
 
-pub mod access;
-pub mod budget;
-pub mod bulk_mutation;
-pub mod catalog_writes;
+pub mod bulk;
 pub mod channel_webhooks;
 pub mod commands;
-pub mod credentials;
-pub mod documents;
-pub mod executor;
-pub mod export;
-pub mod export_delta;
-pub mod fulfillments;
-pub mod idempotency;
-pub mod in_flight;
-pub mod leases;
-pub mod ops;
-pub mod orders;
+pub mod operations;
+pub mod outcome;
+pub mod partitions;
 pub mod retention;
 pub mod shopify;
-pub mod webhook_subscriptions;
 pub mod webhooks;
 
 use std::{sync::Arc, time::Duration};
@@ -52,15 +45,15 @@ pub static SPEC: ServiceSpec = ServiceSpec {
 pub struct ServiceSettings {
     pub shopify: shopify::ShopifySettings,
     pub budget: BudgetSection,
-    pub retry: executor::RetrySettings,
+    pub retry: shopify::executor::RetrySettings,
     pub webhooks: WebhookSettings,
-    pub auth: credentials::AuthSettings,
-    pub leases: leases::LeaseSettings,
-    pub access: access::AccessSettings,
+    pub auth: commands::credentials::AuthSettings,
+    pub leases: partitions::leases::LeaseSettings,
+    pub access: operations::access::AccessSettings,
     /// Who may call the gateway's gRPC services: tokens signed by auth, verified with its published keys.
     pub tokens: VerifierSettings,
     /// Catalog writes (product upserts, metafields): when they go as a bulk mutation.
-    pub catalog: catalog_writes::CatalogSettings,
+    pub catalog: operations::catalog::CatalogSettings,
     pub commands: CommandsSection,
     pub retention: retention::RetentionSettings,
 }
@@ -85,7 +78,7 @@ pub struct BudgetSection {
     pub start_restore_rate: f64,
 }
 
-impl From<&BudgetSection> for budget::BudgetSettings {
+impl From<&BudgetSection> for shopify::budget::BudgetSettings {
     fn from(s: &BudgetSection) -> Self {
         Self {
             max_in_flight_per_shop: s.max_in_flight_per_shop,
@@ -109,11 +102,11 @@ pub struct WebhookSettings {
 pub type Settings = shopbridge_platform::config::Settings<ServiceSettings>;
 
 /// The executor a service instance uses for every Shopify call.
-pub fn executor(settings: &ServiceSettings) -> anyhow::Result<executor::Executor> {
+pub fn executor(settings: &ServiceSettings) -> anyhow::Result<shopify::executor::Executor> {
     let http = shopify::ShopifyHttp::new(settings.shopify.clone())?;
-    Ok(executor::Executor::new(
+    Ok(shopify::executor::Executor::new(
         http,
-        budget::Budget::new((&settings.budget).into()),
+        shopify::budget::Budget::new((&settings.budget).into()),
         settings.retry.clone(),
     ))
 }
@@ -185,7 +178,7 @@ fn channel_webhooks_consumer(
 /// `ShopifyAccessService` for auth, behind tokens verified with auth's keys (refreshed in the background).
 fn access_service(
     settings: &ServiceSettings,
-    executor: Arc<executor::Executor>,
+    executor: Arc<shopify::executor::Executor>,
     mut parts: ServiceParts,
 ) -> anyhow::Result<ServiceParts> {
     if settings.access.client_id.trim().is_empty() {
@@ -195,7 +188,7 @@ fn access_service(
     }
     let verifier = TokenVerifier::from_settings(&settings.tokens)
         .map_err(|e| anyhow::anyhow!("configuration key `service.tokens.jwks_url`: {e}"))?;
-    let service = access::AccessService::new(
+    let service = operations::access::AccessService::new(
         settings.shopify.clone(),
         &settings.access,
         settings.webhooks.client_secret.clone(),
@@ -218,14 +211,14 @@ fn access_service(
 fn command_consumers(
     runtime: &Runtime,
     settings: &Settings,
-    executor: Arc<executor::Executor>,
+    executor: Arc<shopify::executor::Executor>,
     parts: ServiceParts,
 ) -> anyhow::Result<ServiceParts> {
-    let fence = leases::Leases::new(&settings.service.leases);
+    let fence = partitions::leases::Leases::new(&settings.service.leases);
     let handler = Arc::new(
         commands::CommandHandler::new(
             executor,
-            Arc::new(credentials::AuthCredentials::new(
+            Arc::new(commands::credentials::AuthCredentials::new(
                 settings.service.auth.clone(),
             )?),
             runtime.pool.clone(),
@@ -244,7 +237,7 @@ fn command_consumers(
         let kv = js.get_key_value(&bucket).await.map_err(|e| {
             anyhow::anyhow!("key-value bucket {bucket} is missing (apply the NATS topology): {e}")
         })?;
-        leases::PartitionManager::new(kv, lease_settings, fence, spawner)
+        partitions::leases::PartitionManager::new(kv, lease_settings, fence, spawner)
             .run(cancel)
             .await
     }))
@@ -254,7 +247,7 @@ fn command_consumers(
 pub fn partition_spawner(
     runtime: &Runtime,
     handler: Arc<commands::CommandHandler>,
-) -> leases::Spawner {
+) -> partitions::leases::Spawner {
     let (pool, js, namespace, consumer) = (
         runtime.pool.clone(),
         runtime.js.clone(),
@@ -271,7 +264,7 @@ pub fn spawner(
     namespace: shopbridge_platform::bus::Namespace,
     consumer: shopbridge_platform::config::ConsumerSettings,
     handler: Arc<commands::CommandHandler>,
-) -> leases::Spawner {
+) -> partitions::leases::Spawner {
     use shopbridge_platform::bus::{ConsumerRunner, names::partition_token};
     Arc::new(move |partition, cancel| {
         ["orders", "sync", "publish", "import"]

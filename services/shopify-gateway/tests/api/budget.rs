@@ -7,11 +7,16 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use serde_json::Value;
 use shopbridge_gateway::{
-    budget::{Budget, BudgetSettings, Lane},
-    documents,
-    executor::{Executor, Operation, RetrySettings, ShopCredentials},
-    ops::{self, ProductPrices, QuantitySet, VariantPrice},
-    shopify::{ShopifyHttp, ShopifySettings},
+    operations::{
+        inventory::{self, QuantitySet},
+        prices::{self, ProductPrices, VariantPrice},
+    },
+    shopify::{
+        ShopifyHttp, ShopifySettings,
+        budget::{Budget, BudgetSettings, Lane},
+        documents,
+        executor::{Executor, Operation, RetrySettings, ShopCredentials},
+    },
 };
 use shopify_sim::{SimClient, SimConfig, Simulator, client::SeedRequestJson};
 
@@ -123,7 +128,8 @@ async fn a_20000_variant_inventory_sync_finishes_with_zero_throttled_responses()
     let sets = inventory_sets(&inventory, 5);
     assert_eq!(sets.len(), 20_000);
 
-    let outcome = ops::set_inventory(&f.executor, &shop, Lane::Sync, "cmd-inv-1", &sets).await;
+    let outcome =
+        inventory::set_inventory(&f.executor, &shop, Lane::Sync, "cmd-inv-1", &sets).await;
     assert!(
         outcome.failed_calls.is_empty(),
         "{:?}",
@@ -174,7 +180,7 @@ async fn a_price_update_larger_than_the_bucket_waits_for_refills_and_is_never_th
     let products = f.client.read(&shop.domain, "products").await.unwrap();
     let updates = price_updates(&products, 300, "12.34");
 
-    let outcome = ops::update_variant_prices(&f.executor, &shop, Lane::Sync, &updates).await;
+    let outcome = prices::update_variant_prices(&f.executor, &shop, Lane::Sync, &updates).await;
     assert!(
         outcome.failed_calls.is_empty(),
         "{:?}",
@@ -211,7 +217,7 @@ async fn urgent_order_work_overtakes_a_sync_backlog_and_other_shops_do_not_wait(
         token: a.token.clone(),
     };
     let backlog = tokio::spawn(async move {
-        ops::update_variant_prices(&executor, &backlog_shop, Lane::Sync, &updates).await
+        prices::update_variant_prices(&executor, &backlog_shop, Lane::Sync, &updates).await
     });
     // Wait until the backlog has drained the bucket and calls are queueing.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -282,10 +288,11 @@ async fn under_5xx_429_and_dropped_connections_every_call_is_applied_exactly_onc
 
     let products = f.client.read(&shop.domain, "products").await.unwrap();
     let updates = price_updates(&products, 100, "5.55");
-    let prices = ops::update_variant_prices(&f.executor, &shop, Lane::Sync, &updates).await;
+    let prices = prices::update_variant_prices(&f.executor, &shop, Lane::Sync, &updates).await;
     let inventory = f.client.read(&shop.domain, "inventory").await.unwrap();
     let sets = inventory_sets(&inventory, 1);
-    let stock = ops::set_inventory(&f.executor, &shop, Lane::Sync, "cmd-flaky-stock", &sets).await;
+    let stock =
+        inventory::set_inventory(&f.executor, &shop, Lane::Sync, "cmd-flaky-stock", &sets).await;
     assert!(prices.failed_calls.is_empty() && stock.failed_calls.is_empty());
 
     let s = stats(&f, &shop.domain).await;
@@ -325,7 +332,8 @@ async fn an_inventory_write_whose_answer_was_lost_is_applied_once_through_its_id
     .unwrap();
     f.client.set_faults(&faults).await.unwrap();
 
-    let outcome = ops::set_inventory(&f.executor, &shop, Lane::Sync, "cmd-lost-stock", &sets).await;
+    let outcome =
+        inventory::set_inventory(&f.executor, &shop, Lane::Sync, "cmd-lost-stock", &sets).await;
     assert!(
         outcome.failed_calls.is_empty(),
         "{:?}",

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
-use shopbridge_gateway::catalog_writes::DEFAULT_BULK_MUTATION_THRESHOLD;
+use shopbridge_gateway::operations::catalog::DEFAULT_BULK_MUTATION_THRESHOLD;
 use shopbridge_proto::gateway::{self as pb, command::Operation as Op, command_result::Status};
 use shopify_sim::FaultConfig;
 
@@ -180,7 +180,7 @@ async fn a_bulk_mutation_shopify_accepted_is_polled_again_on_redelivery_when_pol
 pub(crate) struct BulkShop {
     pub(crate) f: crate::budget::Fixture,
     pub(crate) db: shopbridge_platform::testing::TestDb,
-    pub(crate) shop: shopbridge_gateway::executor::ShopCredentials,
+    pub(crate) shop: shopbridge_gateway::shopify::executor::ShopCredentials,
     /// The shop's product ids.
     pub(crate) owners: Vec<String>,
     download: reqwest::Client,
@@ -202,7 +202,7 @@ impl BulkShop {
             .iter()
             .map(|p| p["id"].as_str().unwrap().to_string())
             .collect();
-        let shop = shopbridge_gateway::executor::ShopCredentials {
+        let shop = shopbridge_gateway::shopify::executor::ShopCredentials {
             domain: domain.into(),
             token: token.into(),
         };
@@ -222,16 +222,16 @@ impl BulkShop {
     /// A writer of command `command_id` through `executor`, in bulk above 0 items, uploads of at most `max_bytes`.
     pub(crate) fn writer<'a>(
         &'a self,
-        executor: &'a shopbridge_gateway::executor::Executor,
+        executor: &'a shopbridge_gateway::shopify::executor::Executor,
         command_id: &'a str,
         max_bytes: usize,
-    ) -> shopbridge_gateway::catalog_writes::Writer<'a> {
-        shopbridge_gateway::catalog_writes::Writer {
+    ) -> shopbridge_gateway::bulk::Writer<'a> {
+        shopbridge_gateway::bulk::Writer {
             executor,
             pool: &self.db.pool,
             download: &self.download,
             shop: &self.shop,
-            lane: shopbridge_gateway::budget::Lane::Publish,
+            lane: shopbridge_gateway::shopify::budget::Lane::Publish,
             command_id,
             bulk_mutation_threshold: 0,
             bulk_upload_max_bytes: max_bytes,
@@ -243,13 +243,19 @@ impl BulkShop {
         command_id: &str,
         n: usize,
         max_bytes: usize,
-    ) -> (Option<pb::MetafieldsSet>, shopbridge_gateway::ops::Outcome) {
+    ) -> (
+        Option<pb::MetafieldsSet>,
+        shopbridge_gateway::outcome::Outcome,
+    ) {
         let w = self.writer(&self.f.executor, command_id, max_bytes);
         let metafields = (0..n)
             .map(|i| metafield(&self.owners[i % self.owners.len()], &format!("key_{i}")))
             .collect();
-        shopbridge_gateway::catalog_writes::set_metafields(&w, &pb::SetMetafields { metafields })
-            .await
+        shopbridge_gateway::operations::catalog::metafields::set_metafields(
+            &w,
+            &pb::SetMetafields { metafields },
+        )
+        .await
     }
 
     /// The command's bulk operations: (stage, status), by stage.
@@ -338,32 +344,19 @@ async fn when_a_split_bulk_mutation_stops_part_way_the_later_parts_are_not_start
     let missing: Vec<String> = outcome
         .user_errors
         .iter()
-        .filter(|e| e["code"] == "BULK_LINE_MISSING")
-        .map(|e| {
-            e["field"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f.as_str().unwrap())
-                .collect::<Vec<_>>()
-                .join(".")
-        })
+        .filter(|e| e.code() == "BULK_LINE_MISSING")
+        .map(|e| e.field.clone().unwrap_or_default().join("."))
         .collect();
     assert_eq!(missing.len(), 495, "{:?}", &outcome.user_errors[..2]);
     assert_eq!(missing[0], "metafields.25");
-    let failed: Vec<&Value> = outcome
+    let failed: Vec<&str> = outcome
         .user_errors
         .iter()
-        .filter(|e| e["code"] == "BULK_FAILED")
+        .filter(|e| e.code() == "BULK_FAILED")
+        .map(|e| e.message.as_str())
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert!(
-        failed[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("1 of 21 lines ran"),
-        "{failed:?}"
-    );
+    assert!(failed[0].contains("1 of 21 lines ran"), "{failed:?}");
     assert_eq!(
         s.operations("split-stop").await,
         [("mutation:metafields:0-2".to_string(), "FAILED".to_string())],
@@ -423,8 +416,8 @@ async fn a_canceled_bulk_mutation_is_followed_past_canceling_to_its_end() {
     let messages: Vec<&str> = outcome
         .user_errors
         .iter()
-        .filter(|e| e["code"] == "BULK_FAILED")
-        .filter_map(|e| e["message"].as_str())
+        .filter(|e| e.code() == "BULK_FAILED")
+        .map(|e| e.message.as_str())
         .collect();
     assert!(
         messages.len() == 1

@@ -7,11 +7,13 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use shopbridge_gateway::{
-    bulk_mutation::run_bulk_mutation,
-    catalog_writes::DEFAULT_BULK_UPLOAD_MAX_BYTES,
-    documents::{self, Document},
-    executor::ShopCredentials,
-    ops::Outcome,
+    bulk::mutation::run_bulk_mutation,
+    operations::catalog::DEFAULT_BULK_UPLOAD_MAX_BYTES,
+    outcome::Outcome,
+    shopify::{
+        documents::{self, Document},
+        executor::ShopCredentials,
+    },
 };
 use shopbridge_platform::testing::{TestDb, eventually};
 use shopbridge_proto::gateway as pb;
@@ -565,7 +567,10 @@ async fn answer_losing_proxy(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_progress() {
-    use shopbridge_gateway::export::{Exporter, PollSettings};
+    use shopbridge_gateway::{
+        bulk::query::{Exporter, PollSettings},
+        operations::catalog::export::export,
+    };
     const SHOP: &str = "lost-answer-shop.myshopify.com";
     let f = fixture().await;
     let db = TestDb::new(&shopbridge_gateway::MIGRATOR).await;
@@ -592,8 +597,7 @@ async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_p
         token: token.into(),
     };
 
-    let products = exporter
-        .export(&shop, "export-lost-answer")
+    let products = export(&exporter, &shop, "export-lost-answer")
         .await
         .expect("export");
 

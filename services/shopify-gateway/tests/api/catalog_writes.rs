@@ -659,7 +659,7 @@ fn handles_with_prefix(products: &Value, prefix: &str) -> Vec<String> {
 async fn a_big_upsert_goes_as_one_bulk_mutation_with_per_line_results() {
     const SHOP: &str = "bulk-upsert-shop.myshopify.com";
     let h = Harness::start(&[(SHOP, seed(1, 1, 0))]).await;
-    let n = shopbridge_gateway::catalog_writes::DEFAULT_BULK_MUTATION_THRESHOLD + 100;
+    let n = shopbridge_gateway::operations::catalog::DEFAULT_BULK_MUTATION_THRESHOLD + 100;
     h.send(&command(
         "bulk-upsert",
         SHOP,
@@ -714,7 +714,7 @@ async fn many_metafields_go_as_one_bulk_mutation_and_a_refused_ones_call_mates_a
     const SHOP: &str = "bulk-metafields-shop.myshopify.com";
     let h = Harness::start(&[(SHOP, seed(4, 1, 0))]).await;
     let owners = h.product_ids(SHOP).await;
-    let n = shopbridge_gateway::catalog_writes::DEFAULT_BULK_MUTATION_THRESHOLD + 20;
+    let n = shopbridge_gateway::operations::catalog::DEFAULT_BULK_MUTATION_THRESHOLD + 20;
     let mut metafields: Vec<pb::MetafieldInput> = (0..n)
         .map(|i| metafield(&owners[i % 4], &format!("key_{i}")))
         .collect();
@@ -810,7 +810,7 @@ async fn a_gateway_killed_mid_bulk_mutation_polls_the_same_operation_and_answers
         first.leases.holds(partition)
     })
     .await;
-    let n = shopbridge_gateway::catalog_writes::DEFAULT_BULK_MUTATION_THRESHOLD + 100;
+    let n = shopbridge_gateway::operations::catalog::DEFAULT_BULK_MUTATION_THRESHOLD + 100;
     let upsert = command(
         "bulk-crash",
         CRASH_SHOP,

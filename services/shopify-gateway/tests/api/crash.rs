@@ -9,7 +9,7 @@ use async_nats::jetstream::kv;
 use secrecy::SecretString;
 use shopbridge_gateway::{
     commands::CommandHandler,
-    leases::{LeaseSettings, Leases, PartitionManager},
+    partitions::leases::{LeaseSettings, Leases, PartitionManager},
 };
 use shopbridge_platform::{
     bus::{EventMeta, Relay, names},

@@ -1,5 +1,5 @@
 use apollo_compiler::{ExecutableDocument, Schema, validation::Valid};
-use shopbridge_gateway::documents::{ALL, Kind};
+use shopbridge_gateway::shopify::documents::{ALL, Kind};
 
 /// Shopify's Admin schema as vendored by the simulator (descriptions stripped, `scalar ID` removed).
 const ADMIN_SDL: &str = include_str!("../../../../tests/shopify-sim/schema/admin_2025-10.graphql");
@@ -172,7 +172,7 @@ fn every_bulk_query_respects_shopifys_bulk_limits() {
 fn the_orders_bulk_query_with_its_search_bound_in_validates() {
     let schema = admin_schema();
     let search = r#"updated_at:>='2025-11-01T00:00:00Z' AND tag:"a \"b\" \\ c""#;
-    let text = shopbridge_gateway::orders::bulk_query(search);
+    let text = shopbridge_gateway::operations::orders::bulk_query(search);
     let document = ExecutableDocument::parse_and_validate(&schema, &text, "orders_bulk_bound")
         .unwrap_or_else(|e| panic!("{}\n{text}", e.errors));
     let operation = document.operations.get(None).unwrap();

@@ -2,7 +2,10 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use shopbridge_gateway::export::{Exporter, PollSettings};
+use shopbridge_gateway::{
+    bulk::query::{Exporter, PollSettings},
+    operations::catalog::export::export,
+};
 use shopbridge_platform::testing::TestDb;
 use shopify_sim::client::SeedRequestJson;
 
@@ -34,13 +37,12 @@ async fn a_catalog_export_has_every_product_and_variant_once_with_quantities_per
         seed: 3,
     };
     f.client.seed(domain, &seed).await.unwrap();
-    let shop = shopbridge_gateway::executor::ShopCredentials {
+    let shop = shopbridge_gateway::shopify::executor::ShopCredentials {
         domain: domain.into(),
         token: token.into(),
     };
 
-    let products = exporter(&f, &db)
-        .export(&shop, "cmd-export-1")
+    let products = export(&exporter(&f, &db), &shop, "cmd-export-1")
         .await
         .expect("export");
 
@@ -109,7 +111,7 @@ async fn an_export_interrupted_while_polling_resumes_the_same_bulk_operation() {
         seed: 4,
     };
     f.client.seed(domain, &seed).await.unwrap();
-    let shop = shopbridge_gateway::executor::ShopCredentials {
+    let shop = shopbridge_gateway::shopify::executor::ShopCredentials {
         domain: domain.into(),
         token: token.into(),
     };
@@ -122,7 +124,7 @@ async fn an_export_interrupted_while_polling_resumes_the_same_bulk_operation() {
     // The first attempt dies as soon as its bulk operation is recorded (a crash while polling).
     {
         let first = exporter(&f, &db);
-        let attempt = first.export(&shop, "cmd-resume");
+        let attempt = export(&first, &shop, "cmd-resume");
         tokio::pin!(attempt);
         let recorded = async {
             loop {
@@ -153,8 +155,7 @@ async fn an_export_interrupted_while_polling_resumes_the_same_bulk_operation() {
         "interrupted while Shopify was still running it"
     );
 
-    let products = exporter(&f, &db)
-        .export(&shop, "cmd-resume")
+    let products = export(&exporter(&f, &db), &shop, "cmd-resume")
         .await
         .expect("resumed export");
     assert_eq!(products.len(), 30);

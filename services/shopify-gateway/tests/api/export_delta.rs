@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
-use shopbridge_gateway::{documents, export_delta};
+use shopbridge_gateway::{operations::catalog::delta as export_delta, shopify::documents};
 use shopbridge_proto::gateway as pb;
 use shopify_sim::client::SeedRequestJson;
 

@@ -13,10 +13,12 @@ use std::{
 
 use secrecy::SecretString;
 use shopbridge_gateway::{
-    budget::{Budget, BudgetSettings},
     commands::{ChannelCredentials, CommandHandler, CredentialError, CredentialSource},
-    executor::{Executor, RetrySettings},
-    shopify::{ShopifyHttp, ShopifySettings},
+    shopify::{
+        ShopifyHttp, ShopifySettings,
+        budget::{Budget, BudgetSettings},
+        executor::{Executor, RetrySettings},
+    },
 };
 use shopbridge_platform::{
     bus::{EventMeta, Relay, names},

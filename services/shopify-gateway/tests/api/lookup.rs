@@ -2,8 +2,14 @@
 //! values Shopify's search cannot express reported instead of searched.
 
 use shopbridge_gateway::{
-    budget::Lane,
-    ops::{self, LookupField},
+    operations::{
+        lookup::{self, LookupField},
+        pages,
+    },
+    shopify::{
+        budget::Lane,
+        wire::{access::Locations, catalog::Publications},
+    },
 };
 
 use crate::budget::{fixture, shop};
@@ -29,7 +35,7 @@ async fn variants_are_found_by_sku_and_by_barcode_exactly() {
     values.push("QUOTE\"D".into());
 
     let (matches, outcome) =
-        ops::lookup_variants(&f.executor, &shop, Lane::Sync, LookupField::Sku, &values).await;
+        lookup::lookup_variants(&f.executor, &shop, Lane::Sync, LookupField::Sku, &values).await;
     assert!(outcome.failed_calls.is_empty());
     assert_eq!(outcome.calls, 2, "70 values in searches of 50");
     let mut found: Vec<String> = matches.iter().map(|m| m.sku.clone()).collect();
@@ -45,10 +51,10 @@ async fn variants_are_found_by_sku_and_by_barcode_exactly() {
         assert_eq!(stored["inventory_item_id"], m.inventory_item_id.as_str());
     }
     assert_eq!(outcome.user_errors.len(), 1);
-    assert_eq!(outcome.user_errors[0]["code"], "UNSEARCHABLE_VALUE");
+    assert_eq!(outcome.user_errors[0].code(), "UNSEARCHABLE_VALUE");
 
     let barcode = variants[5]["barcode"].as_str().unwrap().to_string();
-    let (by_barcode, _) = ops::lookup_variants(
+    let (by_barcode, _) = lookup::lookup_variants(
         &f.executor,
         &shop,
         Lane::Sync,
@@ -68,12 +74,12 @@ async fn variants_are_found_by_sku_and_by_barcode_exactly() {
 async fn locations_and_publications_are_listed_across_pages() {
     let f = fixture().await;
     let shop = shop(&f, "locations-shop.myshopify.com", 1, 1, 0).await;
-    let locations = ops::all_nodes(
+    let locations = pages::all_nodes(
         &f.executor,
         &shop,
         Lane::Publish,
-        shopbridge_gateway::documents::LOCATIONS,
-        "locations",
+        Locations,
+        |d| d.locations,
         1,
         1.0,
     )
@@ -84,19 +90,14 @@ async fn locations_and_publications_are_listed_across_pages() {
         1,
         "the seeded shop has one location: {locations:?}"
     );
-    assert!(
-        locations[0]["id"]
-            .as_str()
-            .unwrap()
-            .starts_with("gid://shopify/Location/")
-    );
+    assert!(locations[0].id.starts_with("gid://shopify/Location/"));
 
-    let publications = ops::all_nodes(
+    let publications = pages::all_nodes(
         &f.executor,
         &shop,
         Lane::Publish,
-        shopbridge_gateway::documents::PUBLICATIONS,
-        "publications",
+        Publications,
+        |d| d.publications,
         1,
         2.0,
     )
@@ -106,14 +107,12 @@ async fn locations_and_publications_are_listed_across_pages() {
         publications.len() >= 2,
         "one page of one each, followed to the end: {publications:?}"
     );
-    let ids: std::collections::HashSet<&str> = publications
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
+    let ids: std::collections::HashSet<&str> = publications.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids.len(), publications.len(), "no publication twice");
     assert!(publications.iter().all(|p| {
-        !p["catalog"]["title"]
-            .as_str()
+        !p.catalog
+            .as_ref()
+            .map(|c| c.title.as_str())
             .unwrap_or_default()
             .is_empty()
     }));

@@ -13,11 +13,13 @@ use async_nats::jetstream::kv;
 use futures::StreamExt;
 use secrecy::SecretString;
 use shopbridge_gateway::{
-    budget::{Budget, BudgetSettings},
     commands::{ChannelCredentials, CommandHandler, CredentialError, CredentialSource},
-    executor::{Executor, RetrySettings},
-    leases::{LeaseSettings, Leases, PartitionManager},
-    shopify::{ShopifyHttp, ShopifySettings},
+    partitions::leases::{LeaseSettings, Leases, PartitionManager},
+    shopify::{
+        ShopifyHttp, ShopifySettings,
+        budget::{Budget, BudgetSettings},
+        executor::{Executor, RetrySettings},
+    },
 };
 use shopbridge_platform::{
     bus::{EventMeta, names},

@@ -44,13 +44,20 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::{
+use crate::shopify::{
     budget::Lane,
     documents,
     executor::{CallError, Executor, Once, Operation, ShopCredentials},
+    wire::{
+        self,
+        bulk::{
+            BulkExportStartData, BulkMutationStartData, BulkOperationPoll, BulkStartPayload,
+            CurrentBulkOperation,
+        },
+    },
 };
 
 /// Allowed difference between Shopify's `createdAt` (whole seconds) and the database's clock.
@@ -86,11 +93,17 @@ impl BulkKind {
         }
     }
 
-    fn payload_field(self) -> &'static str {
-        match self {
-            Self::Query => "bulkOperationRunQuery",
-            Self::Mutation => "bulkOperationRunMutation",
-        }
+    /// The start's payload from its answer.
+    fn payload(self, data: Value) -> Result<Option<BulkStartPayload>, CallError> {
+        let document = self.start_document();
+        Ok(match self {
+            Self::Query => {
+                wire::decode::<BulkExportStartData>(document, data)?.bulk_operation_run_query
+            }
+            Self::Mutation => {
+                wire::decode::<BulkMutationStartData>(document, data)?.bulk_operation_run_mutation
+            }
+        })
     }
 }
 
@@ -152,15 +165,20 @@ impl BulkStart<'_> {
     ) -> Result<BulkEnd, StartError> {
         let mut delay = self.wait_first;
         loop {
-            let poll = Operation {
-                document: documents::BULK_OPERATION_POLL,
-                variables: json!({ "id": bulk_id }),
-                expected_cost: READ_COST,
+            let poll = BulkOperationPoll {
+                id: bulk_id.to_string(),
             };
             *calls += 1;
-            let data = self.executor.call(self.shop, self.lane, &poll).await?;
-            let node = &data["node"];
-            let status = node["status"].as_str().unwrap_or_default();
+            let data = self
+                .executor
+                .send(self.shop, self.lane, &poll, READ_COST)
+                .await?;
+            let Some(node) = data.node else {
+                return Err(StartError::Refused(format!(
+                    "Shopify has no bulk operation {bulk_id}"
+                )));
+            };
+            let status = node.status.as_str();
             // CANCELING is not an end: a mutation keeps applying lines until CANCELED, and only then says (in
             // partialDataUrl) which ran.
             if !matches!(status, "COMPLETED" | "FAILED" | "CANCELED" | "EXPIRED") {
@@ -177,10 +195,10 @@ impl BulkStart<'_> {
             .execute(self.pool)
             .await?;
             return Ok(BulkEnd {
-                status: status.to_string(),
-                url: node["url"].as_str().map(str::to_string),
-                partial_url: node["partialDataUrl"].as_str().map(str::to_string),
-                error_code: node["errorCode"].as_str().unwrap_or("-").to_string(),
+                status: node.status,
+                url: node.url,
+                partial_url: node.partial_data_url,
+                error_code: node.error_code.unwrap_or_else(|| "-".into()),
             });
         }
     }
@@ -241,8 +259,12 @@ impl BulkStart<'_> {
                     continue;
                 }
             };
-            let payload = &data[self.kind.payload_field()];
-            if let Some(id) = payload["bulkOperation"]["id"].as_str() {
+            let payload = self.kind.payload(data)?;
+            let (operation, errors) = payload
+                .map(|p| (p.bulk_operation, p.user_errors))
+                .unwrap_or_default();
+            if let Some(operation) = operation {
+                let id = operation.id.as_str();
                 if !self.record(id).await? {
                     // Shopify's ids are unique and this stage had no row: only a database edited by hand gets here.
                     return Err(StartError::Refused(format!(
@@ -252,13 +274,9 @@ impl BulkStart<'_> {
                 tracing::info!(bulk_id = id, stage = self.stage, "bulk operation started");
                 return Ok(id.to_string());
             }
-            let errors = payload["userErrors"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
             // No room for another bulk operation (one per type before 2026-01, five since): one in progress may
             // be the one a lost answer created; otherwise wait for one to finish.
-            if errors.iter().any(|e| e["code"] == "OPERATION_IN_PROGRESS") {
+            if errors.iter().any(|e| e.code() == "OPERATION_IN_PROGRESS") {
                 if let Some(id) = self.adopt(attempts, calls).await? {
                     return Ok(id);
                 }
@@ -268,7 +286,8 @@ impl BulkStart<'_> {
             }
             // Refused: nothing was started, so nothing is left to find.
             self.forget().await?;
-            return Err(StartError::Refused(Value::Array(errors).to_string()));
+            let errors = serde_json::to_string(&errors).unwrap_or_default();
+            return Err(StartError::Refused(errors));
         }
     }
 
@@ -378,21 +397,22 @@ impl BulkStart<'_> {
         attempts: Attempts,
         calls: &mut usize,
     ) -> Result<Option<String>, StartError> {
-        let current = Operation {
-            document: documents::CURRENT_BULK_OPERATION,
-            variables: json!({ "type": self.kind.as_str() }),
-            expected_cost: READ_COST,
+        let current = CurrentBulkOperation {
+            kind: self.kind.as_str(),
         };
         *calls += 1;
-        let data = self.executor.call(self.shop, self.lane, &current).await?;
-        let op = &data["currentBulkOperation"];
-        let (Some(id), Some(created_at)) = (
-            op["id"].as_str(),
-            op["createdAt"]
-                .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc)),
-        ) else {
+        let data = self
+            .executor
+            .send(self.shop, self.lane, &current, READ_COST)
+            .await?;
+        let Some(op) = data.current_bulk_operation else {
+            return Ok(None);
+        };
+        let id = op.id.as_str();
+        let Some(created_at) = DateTime::parse_from_rfc3339(&op.created_at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+        else {
             return Ok(None);
         };
         let not_ours = |why: &str| {
@@ -404,7 +424,7 @@ impl BulkStart<'_> {
             );
             Ok(None)
         };
-        if op["query"].as_str().map(str::trim) != Some(self.text.trim()) {
+        if op.query.trim() != self.text.trim() {
             return not_ours("other text");
         }
         if !attempts.may_have_created(created_at) {

@@ -18,7 +18,30 @@ use shopbridge_proto::auth::{
 };
 use tonic::{Code, transport::Channel};
 
-use crate::commands::{ChannelCredentials, CredentialError, CredentialSource};
+/// Where the gateway gets a channel's Shopify shop and token (auth, over gRPC, with the gateway's service identity).
+pub trait CredentialSource: Send + Sync + 'static {
+    fn credentials<'a>(
+        &'a self,
+        channel_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<ChannelCredentials, CredentialError>> + Send + 'a>>;
+}
+
+/// A channel's shop as auth knows it: the domain its token was granted for, and the token. The gateway calls this
+/// domain, never one a command names (a command naming another shop is refused).
+pub struct ChannelCredentials {
+    pub shop_domain: String,
+    pub token: SecretString,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The channel has no token (disconnected, uninstalled): the command fails, retrying cannot help.
+    #[error("no Shopify credentials for channel {0}: connect the channel again")]
+    NotFound(String),
+    /// Auth is unreachable: worth retrying.
+    #[error("credentials unavailable: {0}")]
+    Unavailable(String),
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

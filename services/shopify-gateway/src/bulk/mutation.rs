@@ -8,18 +8,19 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::{
-    catalog_writes::{Writer, invalid},
-    documents::{self, Document},
-    executor::{CallError, Operation},
-    export::bulk_start::{BulkKind, BulkStart, StartError},
-    ops::Outcome,
+use serde::de::DeserializeOwned;
+
+use super::{
+    Writer,
+    start::{BulkKind, BulkStart, StartError},
+    upload::stage_variables,
 };
-
-/// Shopify's documented base cost of a mutation.
-const MUTATION_COST: f64 = 10.0;
+use crate::{
+    outcome::{Outcome, invalid},
+    shopify::{documents::Document, executor::CallError, wire},
+};
 
 /// A finished bulk mutation: its id (the first's, when it was split) and each input line's result (`{"data": ...,
 /// "errors": ...}`) by line index.
@@ -35,53 +36,59 @@ pub struct BulkResults {
 const POLL_FIRST: Duration = Duration::from_millis(200);
 const POLL_MAX: Duration = Duration::from_secs(3);
 
-/// The payload of input line `line` under `field`, or None with a problem about each item of `list` the line
-/// carries (`indices`) when the line failed or has no result.
-pub fn line_payload(
+/// The answer (`data`) of input line `line` to `document`, or None with a problem about each item of `list` the line
+/// carries (`indices`) when the line failed, has no result, or its answer does not have the document's shape.
+pub fn line_data<D: DeserializeOwned>(
     results: &BulkResults,
     line: usize,
-    field: &str,
+    document: Document,
     outcome: &mut Outcome,
     list: &str,
     indices: &[usize],
-) -> Option<Value> {
+) -> Option<D> {
+    let mut problem = |code: &str, message: String| {
+        for &index in indices {
+            outcome
+                .user_errors
+                .push(invalid(list, index, &[], code, message.clone()));
+        }
+    };
     let Some(result) = results.lines.get(&line) else {
         let message = match &results.stopped {
             Some(why) => format!("line {line} of the bulk mutation has no result: {why}"),
             None => format!("the bulk mutation's result has no line {line}"),
         };
-        for &index in indices {
-            outcome.user_errors.push(invalid(
-                list,
-                index,
-                &[],
-                "BULK_LINE_MISSING",
-                message.clone(),
-            ));
-        }
+        problem("BULK_LINE_MISSING", message);
         return None;
     };
-    let payload = &result["data"][field];
-    if payload.is_object() {
-        return Some(payload.clone());
-    }
-    let message = result["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["message"].as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    for &index in indices {
-        outcome.user_errors.push(invalid(
-            list,
-            index,
-            &[],
+    // A line that failed has null for its mutation's payload (or no data), and says why in `errors`.
+    let answered = result["data"]
+        .as_object()
+        .is_some_and(|data| !data.is_empty() && data.values().all(|v| !v.is_null()));
+    if !answered {
+        let message = result["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["message"].as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        problem(
             "BULK_LINE_FAILED",
             format!("line {line} of the bulk mutation failed: {message}"),
-        ));
+        );
+        return None;
     }
-    None
+    match wire::decode(document, result["data"].clone()) {
+        Ok(data) => Some(data),
+        Err(e) => {
+            problem(
+                "BULK_LINE_UNEXPECTED",
+                format!("line {line} of the bulk mutation: {e}"),
+            );
+            None
+        }
+    }
 }
 
 /// Runs `document` once per line of `lines` as one bulk mutation, or as several in turn when the lines' JSONL is
@@ -372,101 +379,12 @@ pub struct Stopped;
 fn bulk_problem(outcome: &mut Outcome, message: String) -> Stopped {
     outcome
         .user_errors
-        .push(json!({"code": "BULK_FAILED", "field": [], "message": message}));
-    Stopped
-}
-
-/// Stages the JSONL of variables and uploads it; returns bulkOperationRunMutation's variables.
-async fn stage_variables(
-    w: &Writer<'_>,
-    stage: &str,
-    document: Document,
-    lines: &[Vec<u8>],
-    calls: &mut usize,
-) -> Result<Value, StartError> {
-    let mut jsonl = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for line in lines {
-        jsonl.extend_from_slice(line);
-        jsonl.push(b'\n');
-    }
-    let filename = format!("{}.jsonl", stage.replace(':', "-"));
-    let staged = Operation {
-        document: documents::STAGED_UPLOAD,
-        variables: json!({"input": [{"resource": "BULK_MUTATION_VARIABLES", "filename": filename,
-            "mimeType": "text/jsonl", "httpMethod": "POST"}]}),
-        expected_cost: MUTATION_COST,
-    };
-    *calls += 1;
-    let data = w.executor.call(w.shop, w.lane, &staged).await?;
-    let payload = &data["stagedUploadsCreate"];
-    let target = &payload["stagedTargets"][0];
-    let (Some(url), Some(parameters)) = (target["url"].as_str(), target["parameters"].as_array())
-    else {
-        return Err(StartError::Prepare(format!(
-            "Shopify staged no upload: {}",
-            payload["userErrors"]
-        )));
-    };
-    let parameters: Vec<(String, String)> = parameters
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap_or_default().to_string(),
-                p["value"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    let Some(path) = parameters
-        .iter()
-        .find(|(n, _)| n == "key")
-        .map(|(_, v)| v.clone())
-    else {
-        return Err(StartError::Prepare(
-            "Shopify's staged upload has no key".into(),
+        .push(crate::shopify::wire::UserError::new(
+            "BULK_FAILED",
+            &[],
+            message,
         ));
-    };
-    let (content_type, body) = multipart(&parameters, &filename, &jsonl);
-    w.download
-        .post(url)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| {
-            StartError::Prepare(format!(
-                "uploading the bulk mutation's variables failed: {}",
-                e.without_url()
-            ))
-        })?;
-    tracing::info!(
-        stage,
-        lines = lines.len(),
-        "bulk mutation variables uploaded"
-    );
-    Ok(json!({"mutation": document.text, "path": path}))
-}
-
-/// A multipart/form-data body: the staged target's parameters as fields, then the file (storage services want the
-/// file last).
-fn multipart(parameters: &[(String, String)], filename: &str, file: &[u8]) -> (String, Vec<u8>) {
-    let boundary = format!("shopbridge-{}", uuid::Uuid::new_v4().simple());
-    let mut body = Vec::with_capacity(file.len() + 1024);
-    for (name, value) in parameters {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: text/jsonl\r\n\r\n")
-            .as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    Stopped
 }
 
 #[cfg(test)]
@@ -494,16 +412,5 @@ mod tests {
         // A line over the limit goes alone.
         assert_eq!(parts_within(&lines(&[2, 30, 2]), 10), [0..1, 1..2, 2..3]);
         assert!(parts_within(&[], 10).is_empty());
-    }
-
-    #[test]
-    fn the_multipart_body_ends_with_the_file() {
-        let (content_type, body) = multipart(&[("key".into(), "tmp/x".into())], "a.jsonl", b"{}\n");
-        let boundary = content_type.split("boundary=").nth(1).unwrap();
-        let text = String::from_utf8(body).unwrap();
-        assert!(text.starts_with(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\ntmp/x\r\n"
-        )));
-        assert!(text.ends_with(&format!("{{}}\n\r\n--{boundary}--\r\n")));
     }
 }

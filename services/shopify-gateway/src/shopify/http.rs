@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::budget::ThrottleStatus;
+use super::budget::ThrottleStatus;
 
 /// Where Shopify is. For the real thing: `https`, default port, normal DNS. For the simulator: its scheme and port,
 /// with every shop's host name resolved to its address (the URLs stay Shopify's).
@@ -64,6 +64,8 @@ pub enum FatalKind {
     UnknownShop,
     Forbidden,
     InvalidRequest,
+    /// The answer lacks a field we need, or has it in another shape (schema drift): retrying cannot help.
+    UnexpectedAnswer,
 }
 
 #[derive(Deserialize)]

@@ -15,10 +15,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::{
+use super::{
     budget::{Budget, Lane},
     documents::Document,
-    shopify::{Answer, FatalKind, ShopifyHttp},
+    http::{Answer, FatalKind, ShopifyHttp},
+    wire::{self, Request},
 };
 
 /// One GraphQL call to make.
@@ -122,6 +123,23 @@ impl Executor {
     /// How long a call may keep retrying (`RetrySettings::deadline_secs`).
     pub fn deadline(&self) -> Duration {
         Duration::from_secs(self.retry.deadline_secs)
+    }
+
+    /// Sends a typed request (see `wire`) for `shop` in `lane`; returns its answer, decoded.
+    pub async fn send<R: Request>(
+        &self,
+        shop: &ShopCredentials,
+        lane: Lane,
+        request: &R,
+        expected_cost: f64,
+    ) -> Result<R::Response, CallError> {
+        let op = Operation {
+            document: R::DOCUMENT,
+            variables: wire::variables(request),
+            expected_cost,
+        };
+        let data = self.call(shop, lane, &op).await?;
+        wire::decode(R::DOCUMENT, data)
     }
 
     /// Runs `op` for `shop` in `lane`; returns the response's `data`.

@@ -24,7 +24,7 @@ macro_rules! documents {
         $(
             pub const $ident: Document = Document {
                 name: $file,
-                text: include_str!(concat!("../graphql/", $file, ".graphql")),
+                text: include_str!(concat!("../../graphql/", $file, ".graphql")),
                 kind: Kind::$kind,
             };
         )*

@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::budget::Lane;
+use crate::shopify::budget::Lane;
 
 /// How long a deferred command keeps its turn without coming back (several times the longest deferral).
 pub const FORGET_AFTER: Duration = Duration::from_secs(3);

@@ -16,11 +16,11 @@ use shopbridge_proto::gateway::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{
+use crate::shopify::{
+    FatalKind, ShopifyHttp,
     budget::Lane,
-    documents,
-    executor::{CallError, Executor, Operation, ShopCredentials},
-    shopify::{FatalKind, ShopifyHttp},
+    executor::{CallError, Executor, ShopCredentials},
+    wire::access::{ShopInfo, ShopInfoData},
 };
 
 /// The scope a caller of this service must hold (auth's own service identity).
@@ -203,14 +203,12 @@ fn record(rpc: &'static str, shop: &str, outcome: String) {
     tracing::info!(rpc, shop, outcome = %outcome, "shopify access call");
 }
 
-/// The shop's name, plan and currency from the `shop_info` document's data.
-pub fn shop_info(data: &Value) -> pb::ShopInfo {
-    let shop = &data["shop"];
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+/// The shop's name, plan and currency from the `shop_info` document's answer.
+pub fn shop_info(data: ShopInfoData) -> pb::ShopInfo {
     pb::ShopInfo {
-        name: text(&shop["name"]),
-        plan: text(&shop["plan"]["displayName"]),
-        currency_code: text(&shop["currencyCode"]),
+        name: data.shop.name,
+        plan: data.shop.plan.display_name,
+        currency_code: data.shop.currency_code,
     }
 }
 
@@ -278,19 +276,16 @@ impl ShopifyAccessService for AccessService {
             domain: shop.clone(),
             token: SecretString::from(token),
         };
-        let op = Operation {
-            document: documents::SHOP_INFO,
-            variables: json!({}),
-            expected_cost: 2.0,
-        };
         // A merchant is waiting: the most urgent lane, and a bound on the executor's retries.
-        let call = self.executor.call(&credentials, Lane::Orders, &op);
+        let call = self
+            .executor
+            .send(&credentials, Lane::Orders, &ShopInfo {}, 2.0);
         let result = match tokio::time::timeout(self.verify_timeout, call).await {
             Err(_) => Err(Status::unavailable(format!(
                 "{shop} did not answer within {} s",
                 self.verify_timeout.as_secs()
             ))),
-            Ok(Ok(data)) => Ok((Verdict::Valid, Some(shop_info(&data)))),
+            Ok(Ok(data)) => Ok((Verdict::Valid, Some(shop_info(data)))),
             Ok(Err(CallError::Fatal { kind, message })) => match kind {
                 FatalKind::InvalidToken => Ok((Verdict::InvalidToken, None)),
                 FatalKind::UnknownShop => Ok((Verdict::UnknownShop, None)),
@@ -298,6 +293,7 @@ impl ShopifyAccessService for AccessService {
                 FatalKind::InvalidRequest => Err(Status::internal(format!(
                     "the shop query was refused: {message}"
                 ))),
+                FatalKind::UnexpectedAnswer => Err(Status::internal(message)),
             },
             Ok(Err(e @ CallError::DeadlineExceeded { .. })) => {
                 Err(Status::unavailable(e.to_string()))

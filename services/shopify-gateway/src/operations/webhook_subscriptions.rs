@@ -1,14 +1,22 @@
 //! Webhook subscriptions: list what the shop has, create only the missing (topic, address) pairs. Running it again
 //! changes nothing, which also makes it the repair for subscriptions Shopify removed after failed deliveries.
 
-use serde_json::{Value, json};
 use shopbridge_proto::gateway as pb;
 
+use super::{MUTATION_COST, pages};
 use crate::{
-    budget::Lane,
-    documents,
-    executor::{Executor, Operation, ShopCredentials},
-    ops::{self, Outcome},
+    outcome::Outcome,
+    shopify::{
+        budget::Lane,
+        executor::{Executor, ShopCredentials},
+        wire::{
+            UserError,
+            access::{
+                WebhookSubscribe, WebhookSubscription, WebhookSubscriptionInput,
+                WebhookSubscriptions,
+            },
+        },
+    },
 };
 
 /// Subscriptions per listing call: 2 + 100 x 1 points.
@@ -25,15 +33,15 @@ pub fn topic_enum(topic: &str) -> Option<String> {
     valid.then_some(name)
 }
 
-fn problem(code: &str, field: &[&str], message: impl Into<String>) -> Value {
-    json!({ "code": code, "field": field, "message": message.into() })
+fn problem(code: &str, field: &[&str], message: impl Into<String>) -> UserError {
+    UserError::new(code, field, message)
 }
 
-fn subscription(node: &Value, created: bool) -> pb::WebhookSubscription {
+fn subscription(node: &WebhookSubscription, created: bool) -> pb::WebhookSubscription {
     pb::WebhookSubscription {
-        id: node["id"].as_str().unwrap_or_default().to_string(),
-        topic: node["topic"].as_str().unwrap_or_default().to_string(),
-        callback_url: node["uri"].as_str().unwrap_or_default().to_string(),
+        id: node.id.clone(),
+        topic: node.topic.clone(),
+        callback_url: node.uri.clone(),
         created,
     }
 }
@@ -81,12 +89,12 @@ pub async fn register(
         return (registered, outcome);
     }
     outcome.calls += 1;
-    let existing = match ops::all_nodes(
+    let existing = match pages::all_nodes(
         executor,
         shop,
         lane,
-        documents::WEBHOOK_SUBSCRIPTIONS,
-        "webhookSubscriptions",
+        WebhookSubscriptions,
+        |data| data.webhook_subscriptions,
         PAGE,
         1.0,
     )
@@ -100,31 +108,27 @@ pub async fn register(
         }
     };
     for topic in topics {
-        if let Some(found) = existing
-            .iter()
-            .find(|s| s["topic"] == topic.as_str() && s["uri"] == url)
-        {
+        if let Some(found) = existing.iter().find(|s| s.topic == topic && s.uri == url) {
             registered.subscriptions.push(subscription(found, false));
             continue;
         }
-        let op = Operation {
-            document: documents::WEBHOOK_SUBSCRIBE,
-            variables: json!({ "topic": topic, "sub": { "uri": url, "format": "JSON" } }),
-            expected_cost: 10.0,
+        let request = WebhookSubscribe {
+            topic: topic.clone(),
+            sub: WebhookSubscriptionInput {
+                uri: url.to_string(),
+                format: "JSON",
+            },
         };
         let index = outcome.calls;
         outcome.calls += 1;
-        match executor.call(shop, lane, &op).await {
+        match executor.send(shop, lane, &request, MUTATION_COST).await {
             Ok(data) => {
-                let payload = &data["webhookSubscriptionCreate"];
-                let errors = payload["userErrors"]
-                    .as_array()
-                    .cloned()
+                let (created, errors) = data
+                    .webhook_subscription_create
+                    .map(|p| (p.webhook_subscription, p.user_errors))
                     .unwrap_or_default();
-                if payload["webhookSubscription"].is_object() {
-                    registered
-                        .subscriptions
-                        .push(subscription(&payload["webhookSubscription"], true));
+                if let Some(created) = &created {
+                    registered.subscriptions.push(subscription(created, true));
                 } else if errors.is_empty() {
                     outcome.user_errors.push(problem(
                         "USER_ERROR",

@@ -6,14 +6,20 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use shopbridge_proto::gateway as pb;
 
-use crate::{
+use super::{
+    export::catalog_batches,
+    records::{self, Child},
+};
+use crate::shopify::{
     budget::Lane,
-    documents,
-    executor::{CallError, Executor, Operation, ShopCredentials},
-    export::{self, Child},
+    executor::{CallError, Executor, ShopCredentials},
+    wire::{
+        self, Page, Request,
+        catalog::{DeltaProduct, DeltaVariant, ProductsDelta},
+    },
 };
 
 /// Shopify's single-query cost limit.
@@ -82,18 +88,29 @@ pub fn search_query(since: &prost_types::Timestamp) -> Option<String> {
     Some(format!("updated_at:>='{}'", t.format("%Y-%m-%dT%H:%M:%SZ")))
 }
 
-fn variables(
+fn request(
     first: u32,
     after: Option<&str>,
     query: &str,
     variants: u32,
     variants_after: Option<&str>,
-) -> Value {
-    json!({
-        "first": first, "after": after, "query": query,
-        "variants": variants, "variantsAfter": variants_after,
-        "media": MEDIA, "metafields": METAFIELDS, "variantMetafields": VARIANT_METAFIELDS, "levels": LEVELS,
-    })
+) -> ProductsDelta {
+    ProductsDelta {
+        first,
+        after: after.map(str::to_string),
+        query: query.to_string(),
+        variants,
+        variants_after: variants_after.map(str::to_string),
+        media: MEDIA,
+        metafields: METAFIELDS,
+        variant_metafields: VARIANT_METAFIELDS,
+        levels: LEVELS,
+    }
+}
+
+/// Checks a product node's shape where the export pages on it (the rest is mapped with the bulk export's records).
+fn checked(node: &Value) -> Result<DeltaProduct, CallError> {
+    wire::decode(ProductsDelta::DOCUMENT, node.clone())
 }
 
 /// Reads every product changed after `since`.
@@ -114,40 +131,42 @@ pub async fn export(
     let mut latest: Option<chrono::DateTime<chrono::Utc>> = None;
     let mut after: Option<String> = None;
     loop {
-        let op = Operation {
-            document: documents::PRODUCTS_DELTA,
-            variables: variables(PAGE, after.as_deref(), &query, VARIANTS, None),
-            expected_cost: f64::from(page_cost(PAGE, VARIANTS)),
-        };
+        let page = request(PAGE, after.as_deref(), &query, VARIANTS, None);
         delta.calls += 1;
-        let data = executor.call(shop, lane, &op).await?;
-        let connection = &data["products"];
-        for node in connection["nodes"].as_array().into_iter().flatten() {
-            let mut product = export::product(node);
+        let cost = f64::from(page_cost(PAGE, VARIANTS));
+        let connection = executor.send(shop, lane, &page, cost).await?.products;
+        for node in &connection.nodes {
+            let shape = checked(node)?;
+            let mut product = records::product(node);
             let mut incomplete = Vec::new();
-            if node["media"]["pageInfo"]["hasNextPage"] == true {
+            if shape.media.page_info.has_next_page {
                 incomplete.push(format!("more than {MEDIA} media"));
             }
-            if node["metafields"]["pageInfo"]["hasNextPage"] == true {
+            if shape.metafields.page_info.has_next_page {
                 incomplete.push(format!("more than {METAFIELDS} metafields"));
             }
             for child in nodes(&node["media"]).chain(nodes(&node["metafields"])) {
-                match export::child(child) {
+                match records::child(child) {
                     Some(Child::Image(image)) => product.images.push(image),
                     Some(Child::Metafield(metafield)) => product.metafields.push(metafield),
                     _ => {}
                 }
             }
-            variants(&node["variants"], &mut product, &mut incomplete);
-            let mut cursor = more(&node["variants"]);
+            variants(
+                &node["variants"],
+                &shape.variants,
+                &mut product,
+                &mut incomplete,
+            );
+            let mut cursor = shape.variants.page_info.next();
             while let Some(variants_after) = cursor {
                 let (page, calls) =
                     follow_up(executor, shop, lane, &product.id, &variants_after).await?;
                 delta.calls += calls;
                 // The product was deleted meanwhile: what was read is all there is.
-                cursor = page.as_ref().and_then(more);
-                if let Some(page) = page {
-                    variants(&page, &mut product, &mut incomplete);
+                cursor = page.as_ref().and_then(|(_, shape)| shape.page_info.next());
+                if let Some((page, shape)) = page {
+                    variants(&page, &shape, &mut product, &mut incomplete);
                 }
             }
             if !incomplete.is_empty() {
@@ -174,7 +193,7 @@ pub async fn export(
                 }
             }
         }
-        match more(connection) {
+        match connection.page_info.next() {
             Some(cursor) => after = Some(cursor),
             None => break,
         }
@@ -186,34 +205,37 @@ pub async fn export(
     Ok(delta)
 }
 
-/// The next page's cursor of a connection, if it has one.
-fn more(connection: &Value) -> Option<String> {
-    let info = &connection["pageInfo"];
-    (info["hasNextPage"] == true)
-        .then(|| info["endCursor"].as_str().map(str::to_string))
-        .flatten()
-}
-
 fn nodes(connection: &Value) -> impl Iterator<Item = &Value> {
     connection["nodes"].as_array().into_iter().flatten()
 }
 
-/// Adds a variants page's variants, with their metafields and quantities, to `product`.
-fn variants(connection: &Value, product: &mut pb::CatalogProduct, incomplete: &mut Vec<String>) {
-    for node in nodes(connection) {
-        let Some(Child::Variant(mut variant)) = export::child(node) else {
+/// Adds a variants page's variants (`shape` is the same page, checked), with their metafields and quantities, to
+/// `product`.
+fn variants(
+    connection: &Value,
+    shape: &Page<DeltaVariant>,
+    product: &mut pb::CatalogProduct,
+    incomplete: &mut Vec<String>,
+) {
+    for (node, checked) in nodes(connection).zip(&shape.nodes) {
+        let Some(Child::Variant(mut variant)) = records::child(node) else {
             continue;
         };
-        variant.metafields = nodes(&node["metafields"]).map(export::metafield).collect();
+        variant.metafields = nodes(&node["metafields"]).map(records::metafield).collect();
         let levels = &node["inventoryItem"]["inventoryLevels"];
-        variant.quantities = nodes(levels).map(export::quantity).collect();
-        if node["metafields"]["pageInfo"]["hasNextPage"] == true {
+        variant.quantities = nodes(levels).map(records::quantity).collect();
+        if checked.metafields.page_info.has_next_page {
             incomplete.push(format!(
                 "more than {VARIANT_METAFIELDS} metafields on variant {}",
                 variant.id
             ));
         }
-        if levels["pageInfo"]["hasNextPage"] == true {
+        if checked
+            .inventory_item
+            .inventory_levels
+            .page_info
+            .has_next_page
+        {
             incomplete.push(format!(
                 "more than {LEVELS} inventory levels on variant {}",
                 variant.id
@@ -223,33 +245,32 @@ fn variants(connection: &Value, product: &mut pb::CatalogProduct, incomplete: &m
     }
 }
 
-/// The next page of one product's variants; None when the product is gone.
+/// The next page of one product's variants (as read, and checked); None when the product is gone.
 async fn follow_up(
     executor: &Executor,
     shop: &ShopCredentials,
     lane: Lane,
     product_id: &str,
     variants_after: &str,
-) -> Result<(Option<Value>, usize), CallError> {
+) -> Result<(Option<(Value, Page<DeltaVariant>)>, usize), CallError> {
     // Product ids are numbers in a gid; the search takes the number.
     let number = product_id.rsplit('/').next().unwrap_or_default();
-    let op = Operation {
-        document: documents::PRODUCTS_DELTA,
-        variables: variables(
-            1,
-            None,
-            &format!("id:{number}"),
-            FOLLOW_UP_VARIANTS,
-            Some(variants_after),
-        ),
-        expected_cost: f64::from(page_cost(1, FOLLOW_UP_VARIANTS)),
-    };
-    let data = executor.call(shop, lane, &op).await?;
-    let page = data["products"]["nodes"]
-        .as_array()
-        .and_then(|n| n.iter().find(|p| p["id"] == product_id))
-        .map(|p| p["variants"].clone());
-    Ok((page, 1))
+    let page = request(
+        1,
+        None,
+        &format!("id:{number}"),
+        FOLLOW_UP_VARIANTS,
+        Some(variants_after),
+    );
+    let cost = f64::from(page_cost(1, FOLLOW_UP_VARIANTS));
+    let data = executor.send(shop, lane, &page, cost).await?;
+    for node in data.products.nodes {
+        if node["id"] == product_id {
+            let shape = checked(&node)?;
+            return Ok((Some((node["variants"].clone(), shape.variants)), 1));
+        }
+    }
+    Ok((None, 1))
 }
 
 /// Runs an ExportCatalogDelta command: the result and the CatalogBatch events to publish before it. A failed call
@@ -281,7 +302,7 @@ pub async fn run(
     match export(executor, shop, lane, since).await {
         Ok(delta) => {
             let products = delta.products.len() as u32;
-            let batches = export::catalog_batches(command, delta.products);
+            let batches = catalog_batches(command, delta.products);
             result.calls = delta.calls as u32;
             result.status = if delta.problems.is_empty() {
                 Status::Succeeded
@@ -338,14 +359,16 @@ mod tests {
 
     #[test]
     fn a_variant_with_more_levels_than_read_is_named() {
-        let page = json!({"nodes": [{"id": "gid://shopify/ProductVariant/2", "position": 1,
+        let page = serde_json::json!({"pageInfo": {"hasNextPage": false, "endCursor": null},
+            "nodes": [{"id": "gid://shopify/ProductVariant/2", "position": 1,
             "inventoryItem": {"id": "gid://shopify/InventoryItem/3",
                 "inventoryLevels": {"pageInfo": {"hasNextPage": true},
                     "nodes": [{"location": {"id": "gid://shopify/Location/1"}, "quantities": [{"name": "available", "quantity": 7}]}]}},
             "metafields": {"pageInfo": {"hasNextPage": false}, "nodes": [{"namespace": "custom", "key": "k", "type": "t", "value": "v"}]}}]});
         let mut product = pb::CatalogProduct::default();
         let mut incomplete = Vec::new();
-        variants(&page, &mut product, &mut incomplete);
+        let shape: Page<DeltaVariant> = serde_json::from_value(page.clone()).unwrap();
+        variants(&page, &shape, &mut product, &mut incomplete);
         assert_eq!(product.variants[0].quantities[0].available, 7);
         assert_eq!(product.variants[0].metafields[0].key, "k");
         assert_eq!(

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::wire::UserError;
+
 /// The variable the documents name in `@idempotent(key: $idempotencyKey)`.
 pub const VARIABLE: &str = "idempotencyKey";
 
@@ -56,13 +58,8 @@ pub enum Verdict {
 
 /// Reads the `IDEMPOTENCY_*` codes among a payload's `userErrors`
 /// (https://shopify.dev/docs/api/admin-graphql/latest/enums/InventorySetQuantitiesUserErrorCode).
-pub fn verdict(user_errors: &Value) -> Verdict {
-    let codes: Vec<&str> = user_errors
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["code"].as_str())
-        .collect();
+pub fn verdict(user_errors: &[UserError]) -> Verdict {
+    let codes: Vec<&str> = user_errors.iter().map(UserError::code).collect();
     if codes.contains(&"IDEMPOTENCY_KEY_PARAMETER_MISMATCH") {
         Verdict::KeyMismatch
     } else if codes.contains(&"IDEMPOTENCY_CONCURRENT_REQUEST") {
@@ -103,8 +100,8 @@ mod tests {
 
     #[test]
     fn the_idempotency_codes_are_told_apart() {
-        let errors = |code: &str| json!([{"field": ["input"], "message": "m", "code": code}]);
-        assert_eq!(verdict(&json!([])), Verdict::Done);
+        let errors = |code: &str| vec![UserError::new(code, &["input"], "m")];
+        assert_eq!(verdict(&[]), Verdict::Done);
         assert_eq!(
             verdict(&errors("CHANGE_FROM_QUANTITY_STALE")),
             Verdict::Done
@@ -121,6 +118,5 @@ mod tests {
             verdict(&errors("IDEMPOTENCY_KEY_PARAMETER_MISMATCH")),
             Verdict::KeyMismatch
         );
-        assert_eq!(verdict(&Value::Null), Verdict::Done);
     }
 }
