@@ -33,6 +33,9 @@ pub struct FaultConfig {
     /// A bulk mutation stops after running this many lines: it ends FAILED (INTERNAL_SERVER_ERROR), and what it ran
     /// is in `partialDataUrl`, as Shopify does for an operation that failed part way.
     pub bulk_mutation_stop_after: Option<u64>,
+    /// A field name removed from every object of every answer's `data` (schema drift, as when Shopify changes a
+    /// field's name or stops sending it): the client must fail naming it, not carry on with a default.
+    pub drop_field: Option<String>,
     /// Only these shops (all shops when empty).
     pub shops: Vec<String>,
     /// RNG seed for the draws.
@@ -114,6 +117,12 @@ impl Faults {
     pub fn lose_answer(&self, shop: &str) -> bool {
         let c = self.get();
         Self::applies(&c, shop) && self.draw(c.lost_answer_rate)
+    }
+
+    /// The field removed from `shop`'s answers, if any (`drop_field`).
+    pub fn drop_field(&self, shop: &str) -> Option<String> {
+        let c = self.get();
+        Self::applies(&c, shop).then_some(c.drop_field).flatten()
     }
 
     /// How many lines a bulk mutation on `shop` runs before it fails (None: all of them).

@@ -171,7 +171,15 @@ async fn graphql(
         shop.stats.lock().unwrap().faults_injected += 1;
         return injected_response(Injected::Drop);
     }
-    let mut r = json_response(StatusCode::OK, &out.body);
+    let mut r = match sim.faults.drop_field(&domain) {
+        Some(field) => {
+            shop.stats.lock().unwrap().faults_injected += 1;
+            let mut body = serde_json::to_value(&out.body).unwrap_or_default();
+            drop_field(&mut body["data"], &field);
+            json_response(StatusCode::OK, &body)
+        }
+        None => json_response(StatusCode::OK, &out.body),
+    };
     let served = if SUPPORTED_VERSIONS.contains(&version.as_str()) {
         version.as_str()
     } else {
@@ -181,6 +189,18 @@ async fn graphql(
         r.headers_mut().insert("x-shopify-api-version", v);
     }
     r
+}
+
+/// Removes `field` from every object under `value` (the `drop_field` fault).
+fn drop_field(value: &mut Value, field: &str) {
+    match value {
+        Value::Object(map) => {
+            map.remove(field);
+            map.values_mut().for_each(|v| drop_field(v, field));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| drop_field(v, field)),
+        _ => {}
+    }
 }
 
 fn token_ok(sim: &Sim, shop: &Shop, token: &str) -> bool {

@@ -9,6 +9,7 @@ mod commands;
 mod compliance;
 mod crash;
 mod documents;
+mod drift;
 mod export;
 mod export_delta;
 mod fairness;

@@ -159,6 +159,55 @@ mod tests {
     }
 
     #[test]
+    fn every_document_but_the_bulk_queries_has_its_request_type() {
+        use super::{
+            access as a, bulk as b, catalog as c, fulfillments as f, inventory as i, orders as o,
+        };
+        use crate::shopify::documents::Kind;
+        let typed = [
+            <a::ShopInfo as Request>::DOCUMENT,
+            <a::Locations as Request>::DOCUMENT,
+            <a::WebhookSubscriptions as Request>::DOCUMENT,
+            <a::WebhookSubscribe as Request>::DOCUMENT,
+            <b::BulkExportStart as Request>::DOCUMENT,
+            <b::BulkMutationStart as Request>::DOCUMENT,
+            <b::BulkOperationPoll as Request>::DOCUMENT,
+            <b::CurrentBulkOperation as Request>::DOCUMENT,
+            <b::StagedUpload as Request>::DOCUMENT,
+            <c::ProductSet as Request>::DOCUMENT,
+            <c::MetafieldsSet as Request>::DOCUMENT,
+            <c::Publish as Request>::DOCUMENT,
+            <c::CollectionByHandle as Request>::DOCUMENT,
+            <c::CollectionCreate as Request>::DOCUMENT,
+            <c::Publications as Request>::DOCUMENT,
+            <c::ProductsDelta as Request>::DOCUMENT,
+            <f::FulfillmentOrderLines as Request>::DOCUMENT,
+            <f::OrderFulfillments as Request>::DOCUMENT,
+            <f::FulfillmentCreate as Request>::DOCUMENT,
+            <f::FulfillmentTrackingUpdate as Request>::DOCUMENT,
+            <i::InventorySet as Request>::DOCUMENT,
+            <i::VariantsUpdatePrices as Request>::DOCUMENT,
+            <i::InventoryItemCost as Request>::DOCUMENT,
+            <i::VariantsLookup as Request>::DOCUMENT,
+            <o::OrdersPage as Request>::DOCUMENT,
+            <o::OrderLineItems as Request>::DOCUMENT,
+            <o::OrderFulfillmentOrders as Request>::DOCUMENT,
+            <o::OrderTag as Request>::DOCUMENT,
+            <o::OrderClose as Request>::DOCUMENT,
+        ];
+        for document in documents::ALL {
+            let pairs = typed.iter().filter(|d| d.name == document.name).count();
+            // Bulk queries take no variables; their JSONL lines are mapped where they are read.
+            let expected = usize::from(document.kind != Kind::BulkQuery);
+            assert_eq!(
+                pairs, expected,
+                "{}: one request type per document",
+                document.name
+            );
+        }
+    }
+
+    #[test]
     fn user_errors_without_a_code_have_the_generic_one() {
         let e: UserError = serde_json::from_value(json!({"field": null, "message": "m"})).unwrap();
         assert_eq!(e.code(), "USER_ERROR");

@@ -1,27 +1,17 @@
-//! Product upserts: `productSet` (synchronous) one product per call, or one bulk mutation of them above the
-//! threshold. A product is created by handle, never anonymously, so a re-sent command updates what its first run
-//! created.
+//! One product as `productSet`'s input, checked against what Shopify is known to refuse before it is sent.
 
-use futures::{StreamExt, stream};
 use shopbridge_proto::gateway as pb;
 
-use super::{
-    answered, check_metafield, checked_money, decimal, finish, metafield_input, shopify_name,
-};
+use super::super::{check_metafield, checked_money, decimal, metafield_input, shopify_name};
 use crate::{
-    bulk::{
-        Writer,
-        mutation::{Stopped, line_data, run_bulk_mutation},
-    },
-    operations::{CALL_CONCURRENCY, MUTATION_COST},
-    outcome::{Outcome, invalid, renamed},
+    operations::MUTATION_COST,
+    outcome::invalid,
     shopify::wire::{
-        self, Request, UserError,
+        UserError,
         catalog::{
             BarcodeInput, InventoryItemSetInput, MeasurementInput, OptionSetInput,
-            OptionValueSetInput, ProductSet, ProductSetData, ProductSetIdentifiers,
-            ProductSetInput, ProductSetPayload, ProductVariantSetInput, SetProduct,
-            VariantOptionValueInput, WeightInput,
+            OptionValueSetInput, ProductSet, ProductSetIdentifiers, ProductSetInput,
+            ProductVariantSetInput, VariantOptionValueInput, WeightInput,
         },
     },
 };
@@ -33,7 +23,10 @@ pub const MAX_OPTIONS: usize = 3;
 
 /// productSet's variables for one product (also one line of the bulk mutation), or the problems that keep it from
 /// being sent.
-fn product_set(index: usize, p: &pb::ProductInput) -> Result<(ProductSet, f64), Vec<UserError>> {
+pub fn product_set(
+    index: usize,
+    p: &pb::ProductInput,
+) -> Result<(ProductSet, f64), Vec<UserError>> {
     let list = ("products", index);
     let mut errors = Vec::new();
     let mut input = ProductSetInput::default();
@@ -275,112 +268,6 @@ fn product_set(index: usize, p: &pb::ProductInput) -> Result<(ProductSet, f64), 
     Ok((ProductSet { identifier, input }, cost))
 }
 
-/// The product productSet wrote.
-fn upserted(index: usize, product: SetProduct) -> pb::UpsertedProduct {
-    pb::UpsertedProduct {
-        index: index as u32,
-        product_id: product.id,
-        handle: product.handle,
-        variants: product
-            .variants
-            .nodes
-            .into_iter()
-            .map(|v| pb::UpsertedVariant {
-                sku: v.sku.unwrap_or_default(),
-                variant_id: v.id,
-                inventory_item_id: v.inventory_item.id,
-            })
-            .collect(),
-    }
-}
-
-/// Creates or updates products: productSet one product per call, or one bulk mutation above the threshold.
-pub async fn upsert_products(
-    w: &Writer<'_>,
-    upsert: &pb::UpsertProducts,
-) -> (Option<pb::ProductsUpserted>, Outcome) {
-    let mut outcome = Outcome::default();
-    if upsert.products.is_empty() {
-        outcome.user_errors.push(UserError::new(
-            "INVALID_REQUEST",
-            &["products"],
-            "no product to upsert",
-        ));
-        return (None, finish(outcome, 0));
-    }
-    let mut lines = Vec::new();
-    for (i, product) in upsert.products.iter().enumerate() {
-        match product_set(i, product) {
-            Ok((request, cost)) => lines.push((i, request, cost)),
-            Err(errors) => outcome.user_errors.extend(errors),
-        }
-    }
-    let mut result = pb::ProductsUpserted::default();
-    // Per sent item: its index and productSet's payload (None: the call failed).
-    let payloads: Vec<(usize, Option<ProductSetPayload>)> = if lines.len()
-        > w.bulk_mutation_threshold
-    {
-        let variables = lines.iter().map(|(_, r, _)| wire::variables(r)).collect();
-        match run_bulk_mutation(w, "products", ProductSet::DOCUMENT, variables, &mut outcome).await
-        {
-            Ok(done) => {
-                result.bulk_operation_id = done.id.clone();
-                lines
-                    .iter()
-                    .enumerate()
-                    .map(|(line, (i, _, _))| {
-                        let data: Option<ProductSetData> = line_data(
-                            &done,
-                            line,
-                            ProductSet::DOCUMENT,
-                            &mut outcome,
-                            "products",
-                            &[*i],
-                        );
-                        (*i, data.and_then(|d| d.product_set))
-                    })
-                    .collect()
-            }
-            Err(Stopped) => return (None, finish(outcome, 0)),
-        }
-    } else {
-        // Each product costs what its variants make it cost: sent one by one through the budget, 8 at a time.
-        let sent = stream::iter(lines)
-            .map(|(i, request, cost)| async move {
-                (i, w.executor.send(w.shop, w.lane, &request, cost).await)
-            })
-            .buffered(CALL_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await;
-        answered(sent, &mut outcome)
-            .into_iter()
-            .map(|(i, data)| (i, data.product_set))
-            .collect()
-    };
-    for (i, payload) in payloads {
-        let Some(payload) = payload else { continue };
-        if payload.user_errors.is_empty() {
-            if let Some(product) = payload.product {
-                result.products.push(upserted(i, product));
-            }
-        } else {
-            // productSet reports paths under `input`: they are put under the product instead.
-            outcome
-                .user_errors
-                .extend(payload.user_errors.iter().map(|e| {
-                    let under_input = e
-                        .field
-                        .as_ref()
-                        .and_then(|f| f.first())
-                        .is_some_and(|f| f == "input");
-                    renamed("products", i, e, usize::from(under_input))
-                }));
-        }
-    }
-    let written = result.products.len();
-    (Some(result), finish(outcome, written))
-}
-
 /// A variant's barcode as 2026-10's `barcodes` entry (`{type, value}`; `barcode` is deprecated there:
 /// https://shopify.dev/changelog/product-variant-barcode-is-being-replaced-by-barcodes). The type is inferred from the
 /// code's form, which the changelog does not spell out [INF]: 8 or 13 digits EAN (13 starting 978/979: ISBN), 12
@@ -418,6 +305,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::shopify::wire;
     use shopbridge_proto::common::Money;
 
     fn money(amount: &str) -> Option<Money> {
