@@ -137,7 +137,7 @@ pub async fn export(
         let connection = executor.send(shop, lane, &page, cost).await?.products;
         for node in &connection.nodes {
             let shape = checked(node)?;
-            let mut product = records::product(node);
+            let mut product = records::product(ProductsDelta::DOCUMENT, node)?;
             let mut incomplete = Vec::new();
             if shape.media.page_info.has_next_page {
                 incomplete.push(format!("more than {MEDIA} media"));
@@ -146,7 +146,7 @@ pub async fn export(
                 incomplete.push(format!("more than {METAFIELDS} metafields"));
             }
             for child in nodes(&node["media"]).chain(nodes(&node["metafields"])) {
-                match records::child(child) {
+                match records::child(ProductsDelta::DOCUMENT, child)? {
                     Some(Child::Image(image)) => product.images.push(image),
                     Some(Child::Metafield(metafield)) => product.metafields.push(metafield),
                     _ => {}
@@ -157,7 +157,7 @@ pub async fn export(
                 &shape.variants,
                 &mut product,
                 &mut incomplete,
-            );
+            )?;
             let mut cursor = shape.variants.page_info.next();
             while let Some(variants_after) = cursor {
                 let (page, calls) =
@@ -166,7 +166,7 @@ pub async fn export(
                 // The product was deleted meanwhile: what was read is all there is.
                 cursor = page.as_ref().and_then(|(_, shape)| shape.page_info.next());
                 if let Some((page, shape)) = page {
-                    variants(&page, &shape, &mut product, &mut incomplete);
+                    variants(&page, &shape, &mut product, &mut incomplete)?;
                 }
             }
             if !incomplete.is_empty() {
@@ -216,14 +216,19 @@ fn variants(
     shape: &Page<DeltaVariant>,
     product: &mut pb::CatalogProduct,
     incomplete: &mut Vec<String>,
-) {
+) -> Result<(), CallError> {
+    const DOCUMENT: crate::shopify::documents::Document = ProductsDelta::DOCUMENT;
     for (node, checked) in nodes(connection).zip(&shape.nodes) {
-        let Some(Child::Variant(mut variant)) = records::child(node) else {
+        let Some(Child::Variant(mut variant)) = records::child(DOCUMENT, node)? else {
             continue;
         };
-        variant.metafields = nodes(&node["metafields"]).map(records::metafield).collect();
+        variant.metafields = nodes(&node["metafields"])
+            .map(|m| records::metafield(DOCUMENT, m))
+            .collect::<Result<_, _>>()?;
         let levels = &node["inventoryItem"]["inventoryLevels"];
-        variant.quantities = nodes(levels).map(records::quantity).collect();
+        variant.quantities = nodes(levels)
+            .map(|l| records::quantity(DOCUMENT, l))
+            .collect::<Result<_, _>>()?;
         if checked.metafields.page_info.has_next_page {
             incomplete.push(format!(
                 "more than {VARIANT_METAFIELDS} metafields on variant {}",
@@ -243,6 +248,7 @@ fn variants(
         }
         product.variants.push(variant);
     }
+    Ok(())
 }
 
 /// The next page of one product's variants (as read, and checked); None when the product is gone.
@@ -360,15 +366,16 @@ mod tests {
     #[test]
     fn a_variant_with_more_levels_than_read_is_named() {
         let page = serde_json::json!({"pageInfo": {"hasNextPage": false, "endCursor": null},
-            "nodes": [{"id": "gid://shopify/ProductVariant/2", "position": 1,
-            "inventoryItem": {"id": "gid://shopify/InventoryItem/3",
+            "nodes": [{"id": "gid://shopify/ProductVariant/2", "position": 1, "sku": "S", "barcode": null,
+            "price": "1.00", "compareAtPrice": null, "selectedOptions": [],
+            "inventoryItem": {"id": "gid://shopify/InventoryItem/3", "measurement": {"weight": null},
                 "inventoryLevels": {"pageInfo": {"hasNextPage": true},
                     "nodes": [{"location": {"id": "gid://shopify/Location/1"}, "quantities": [{"name": "available", "quantity": 7}]}]}},
             "metafields": {"pageInfo": {"hasNextPage": false}, "nodes": [{"namespace": "custom", "key": "k", "type": "t", "value": "v"}]}}]});
         let mut product = pb::CatalogProduct::default();
         let mut incomplete = Vec::new();
         let shape: Page<DeltaVariant> = serde_json::from_value(page.clone()).unwrap();
-        variants(&page, &shape, &mut product, &mut incomplete);
+        variants(&page, &shape, &mut product, &mut incomplete).unwrap();
         assert_eq!(product.variants[0].quantities[0].available, 7);
         assert_eq!(product.variants[0].metafields[0].key, "k");
         assert_eq!(

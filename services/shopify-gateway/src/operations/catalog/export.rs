@@ -14,7 +14,7 @@ use crate::{
     shopify::{
         budget::Lane,
         documents::{self, Document},
-        executor::ShopCredentials,
+        executor::{CallError, ShopCredentials},
     },
 };
 
@@ -78,6 +78,9 @@ pub async fn export(
     command_id: &str,
 ) -> Result<Vec<pb::CatalogProduct>, ExportError> {
     let mut catalog = Assembler::default();
+    // The first line that does not have the shape we expect fails the export (after the download, which cannot stop
+    // midway: its lines are only read on).
+    let mut drift: Option<CallError> = None;
     for stage in STAGES {
         let done = exporter
             .run_bulk_query(shop, Lane::Import, command_id, stage.name, stage.text)
@@ -86,13 +89,21 @@ pub async fn export(
             // Lines are parsed as they arrive: the result file (hundreds of MB for a big catalog) is never held
             // whole, only the partial line at the end of the last chunk.
             exporter
-                .fetch_lines(&url, |line| match serde_json::from_slice::<Value>(line) {
-                    Ok(value) => catalog.line(stage, value),
-                    Err(e) => {
-                        tracing::warn!(stage = stage.name, error = %e, "skipping a JSONL line that is not JSON")
+                .fetch_lines(&url, |line| {
+                    if drift.is_some() {
+                        return;
+                    }
+                    match serde_json::from_slice::<Value>(line) {
+                        Ok(value) => drift = catalog.line(stage, value).err(),
+                        Err(e) => {
+                            tracing::warn!(stage = stage.name, error = %e, "skipping a JSONL line that is not JSON")
+                        }
                     }
                 })
                 .await?;
+        }
+        if let Some(e) = drift {
+            return Err(e.into());
         }
         catalog.end_of_stage(stage);
     }
@@ -133,13 +144,14 @@ impl GidKey {
 }
 
 impl Assembler {
-    fn line(&mut self, stage: Document, line: Value) {
+    /// Takes one line of `stage`'s result; a line without a field we need is an error naming it.
+    fn line(&mut self, stage: Document, line: Value) -> Result<(), CallError> {
         let parent = line["__parentId"].as_str().map(str::to_string);
         match (stage.name, parent) {
-            ("catalog_products", None) => self.product(&line),
+            ("catalog_products", None) => self.product(product(stage, &line)?),
             ("catalog_products", Some(parent)) => {
-                let Some(child) = child(&line) else {
-                    return;
+                let Some(child) = child(stage, &line)? else {
+                    return Ok(());
                 };
                 match self.product_at.get(&GidKey::of(&parent)).copied() {
                     Some(p) => self.attach(p, child),
@@ -150,24 +162,24 @@ impl Assembler {
                 if let Some((p, v)) = self.variant_at.get(&GidKey::of(&parent)).copied() {
                     self.products[p].variants[v]
                         .metafields
-                        .push(metafield(&line));
+                        .push(metafield(stage, &line)?);
                 }
             }
             ("catalog_inventory", Some(item)) => {
                 let Some((p, v)) = self.item_at.get(&GidKey::of(&item)).copied() else {
-                    return;
+                    return Ok(());
                 };
                 self.products[p].variants[v]
                     .quantities
-                    .push(quantity(&line));
+                    .push(quantity(stage, &line)?);
             }
             // Parent lines of stages 2 and 3 (variants, inventory items) carry nothing new.
             _ => {}
         }
+        Ok(())
     }
 
-    fn product(&mut self, v: &Value) {
-        let product = product(v);
+    fn product(&mut self, product: pb::CatalogProduct) {
         let id = product.id.clone();
         let p = self.products.len();
         self.product_at.insert(GidKey::of(&id), p);
@@ -268,21 +280,32 @@ mod tests {
         assert!(catalog_batches(&command, Vec::new()).is_empty());
     }
 
+    fn variant_line() -> Value {
+        json!({"__parentId": "gid://shopify/Product/1", "id": "gid://shopify/ProductVariant/9", "sku": "S-9",
+            "barcode": null, "price": "10.00", "compareAtPrice": null,
+            "position": 1, "selectedOptions": [{"name": "Size", "value": "M"}],
+            "inventoryItem": {"id": "gid://shopify/InventoryItem/5", "measurement": {"weight": {"value": 1.5, "unit": "KILOGRAMS"}}}})
+    }
+
+    fn product_line() -> Value {
+        json!({"id": "gid://shopify/Product/1", "title": "Tee", "handle": "tee", "descriptionHtml": "", "vendor": "V",
+            "productType": "", "tags": [], "status": "ACTIVE", "updatedAt": "2026-10-01T00:00:00Z",
+            "options": [{"name": "Size", "position": 1, "optionValues": [{"name": "M"}]}]})
+    }
+
     #[test]
     fn children_before_their_parent_are_attached_when_it_comes() {
         let mut a = Assembler::default();
-        let variant = json!({"__parentId": "gid://shopify/Product/1", "id": "gid://shopify/ProductVariant/9", "sku": "S-9",
-            "position": 1, "selectedOptions": [{"name": "Size", "value": "M"}],
-            "inventoryItem": {"id": "gid://shopify/InventoryItem/5", "measurement": {"weight": {"value": 1.5, "unit": "KILOGRAMS"}}}});
-        a.line(documents::CATALOG_PRODUCTS, variant);
-        a.line(documents::CATALOG_PRODUCTS, json!({"id": "gid://shopify/Product/1", "title": "Tee", "options": [{"name": "Size", "position": 1, "optionValues": [{"name": "M"}]}]}));
-        a.line(documents::CATALOG_PRODUCTS, json!({"__parentId": "gid://shopify/Product/1", "id": "gid://shopify/MediaImage/3", "image": {"url": "https://cdn/x.jpg", "altText": null}}));
+        a.line(documents::CATALOG_PRODUCTS, variant_line()).unwrap();
+        a.line(documents::CATALOG_PRODUCTS, product_line()).unwrap();
+        a.line(documents::CATALOG_PRODUCTS, json!({"__parentId": "gid://shopify/Product/1", "id": "gid://shopify/MediaImage/3", "image": {"url": "https://cdn/x.jpg", "altText": null}})).unwrap();
         a.end_of_stage(documents::CATALOG_PRODUCTS);
         a.line(
             documents::CATALOG_INVENTORY,
             json!({"id": "gid://shopify/InventoryItem/5"}),
-        );
-        a.line(documents::CATALOG_INVENTORY, json!({"__parentId": "gid://shopify/InventoryItem/5", "location": {"id": "gid://shopify/Location/7"}, "quantities": [{"name": "available", "quantity": 4}]}));
+        )
+        .unwrap();
+        a.line(documents::CATALOG_INVENTORY, json!({"__parentId": "gid://shopify/InventoryItem/5", "location": {"id": "gid://shopify/Location/7"}, "quantities": [{"name": "available", "quantity": 4}]})).unwrap();
         let products = a.finish();
         assert_eq!(products.len(), 1);
         let v = &products[0].variants[0];
@@ -302,5 +325,20 @@ mod tests {
             }]
         );
         assert_eq!(products[0].images[0].url, "https://cdn/x.jpg");
+    }
+
+    #[test]
+    fn a_line_without_a_field_we_need_is_an_error_naming_it() {
+        let mut a = Assembler::default();
+        let mut variant = variant_line();
+        variant.as_object_mut().unwrap().remove("price");
+        let message = a
+            .line(documents::CATALOG_PRODUCTS, variant)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("catalog_products") && message.contains("`price`"),
+            "{message}"
+        );
     }
 }

@@ -1,10 +1,19 @@
 //! Shopify's product objects as our `CatalogProduct` records. The bulk export's JSONL lines and the delta export's
-//! page nodes use the same field names, so both map through here. These are bulk JSONL lines passed through as JSON
-//! (the one place `Value` is read field by field); the delta export checks its pages' shape first
-//! (`shopify::wire::catalog::DeltaProduct`).
+//! page nodes select the same fields, so both decode into the same typed nodes (`shopify::wire::catalog`) and map
+//! through here; a line or node without a field we need is an error naming the document and the field.
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shopbridge_proto::gateway as pb;
+
+use crate::shopify::{
+    documents::Document,
+    executor::CallError,
+    wire::{
+        catalog::{InventoryLevelNode, MediaImageNode, MetafieldNode, ProductNode, VariantNode},
+        decode,
+    },
+};
 
 /// A product's child line, parsed.
 pub enum Child {
@@ -13,116 +22,105 @@ pub enum Child {
     Metafield(pb::CatalogMetafield),
 }
 
-fn s(v: &Value, key: &str) -> String {
-    match &v[key] {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    }
+fn typed<T: DeserializeOwned>(document: Document, v: &Value) -> Result<T, CallError> {
+    decode(document, v.clone())
 }
 
-pub fn metafield(v: &Value) -> pb::CatalogMetafield {
-    pb::CatalogMetafield {
-        namespace: s(v, "namespace"),
-        key: s(v, "key"),
-        r#type: s(v, "type"),
-        value: s(v, "value"),
-    }
+pub fn metafield(document: Document, v: &Value) -> Result<pb::CatalogMetafield, CallError> {
+    let m: MetafieldNode = typed(document, v)?;
+    Ok(pb::CatalogMetafield {
+        namespace: m.namespace,
+        key: m.key,
+        r#type: m.kind,
+        value: m.value,
+    })
 }
-/// A product's own fields (no variants, media or metafields), from a product object of the bulk JSONL or of a
-/// products page: both use the same field names.
-pub fn product(v: &Value) -> pb::CatalogProduct {
-    let id = s(v, "id");
-    let mut options: Vec<pb::CatalogOption> = v["options"]
-        .as_array()
-        .map(|o| {
-            o.iter()
-                .map(|o| pb::CatalogOption {
-                    name: s(o, "name"),
-                    position: o["position"].as_u64().unwrap_or(0) as u32,
-                    values: o["optionValues"]
-                        .as_array()
-                        .map(|vs| vs.iter().map(|x| s(x, "name")).collect())
-                        .unwrap_or_default(),
-                })
-                .collect()
+
+/// A product's own fields (no variants, media or metafields).
+pub fn product(document: Document, v: &Value) -> Result<pb::CatalogProduct, CallError> {
+    let p: ProductNode = typed(document, v)?;
+    let mut options: Vec<pb::CatalogOption> = p
+        .options
+        .into_iter()
+        .map(|o| pb::CatalogOption {
+            name: o.name,
+            position: o.position,
+            values: o.option_values.into_iter().map(|v| v.name).collect(),
         })
-        .unwrap_or_default();
+        .collect();
     options.sort_by_key(|o| o.position);
-    pb::CatalogProduct {
-        id,
-        title: s(v, "title"),
-        handle: s(v, "handle"),
-        description_html: s(v, "descriptionHtml"),
-        vendor: s(v, "vendor"),
-        product_type: s(v, "productType"),
-        tags: v["tags"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        status: s(v, "status"),
+    Ok(pb::CatalogProduct {
+        id: p.id,
+        title: p.title,
+        handle: p.handle,
+        description_html: p.description_html,
+        vendor: p.vendor,
+        product_type: p.product_type,
+        tags: p.tags,
+        status: p.status,
         options,
-        updated_at: s(v, "updatedAt"),
+        updated_at: p.updated_at,
         ..Default::default()
-    }
+    })
 }
 
-/// One location's available quantity, from an inventory level (`location { id } quantities { name quantity }`).
-pub fn quantity(v: &Value) -> pb::CatalogQuantity {
-    let available = v["quantities"]
-        .as_array()
-        .and_then(|q| q.iter().find(|q| q["name"] == "available"))
-        .and_then(|q| q["quantity"].as_i64())
-        .unwrap_or(0);
-    pb::CatalogQuantity {
-        location_id: s(&v["location"], "id"),
+/// One location's available quantity, from an inventory level.
+pub fn quantity(document: Document, v: &Value) -> Result<pb::CatalogQuantity, CallError> {
+    let level: InventoryLevelNode = typed(document, v)?;
+    let available = level
+        .quantities
+        .iter()
+        .find(|q| q.name == "available")
+        .map_or(0, |q| q.quantity);
+    Ok(pb::CatalogQuantity {
+        location_id: level.location.id,
         available,
-    }
+    })
 }
 
-/// Parses a product's child line (variant, image or metafield); None for anything else.
-pub fn child(v: &Value) -> Option<Child> {
-    let id = s(v, "id");
+/// Parses a product's child line (variant, image or metafield); None for anything else (media that is not an
+/// image).
+pub fn child(document: Document, v: &Value) -> Result<Option<Child>, CallError> {
+    let id = v["id"].as_str().unwrap_or_default();
     if id.starts_with("gid://shopify/ProductVariant/") {
-        let weight = &v["inventoryItem"]["measurement"]["weight"];
+        let v: VariantNode = typed(document, v)?;
+        let weight = v.inventory_item.measurement.weight;
         let variant = pb::CatalogVariant {
-            id: id.clone(),
-            sku: s(v, "sku"),
-            barcode: s(v, "barcode"),
-            price: s(v, "price"),
-            compare_at_price: s(v, "compareAtPrice"),
-            position: v["position"].as_u64().unwrap_or(0) as u32,
-            option_values: v["selectedOptions"]
-                .as_array()
-                .map(|o| {
-                    o.iter()
-                        .map(|o| pb::CatalogOptionValue {
-                            name: s(o, "name"),
-                            value: s(o, "value"),
-                        })
-                        .collect()
+            id: v.id,
+            sku: v.sku.unwrap_or_default(),
+            barcode: v.barcode.unwrap_or_default(),
+            price: v.price,
+            compare_at_price: v.compare_at_price.unwrap_or_default(),
+            position: v.position,
+            option_values: v
+                .selected_options
+                .into_iter()
+                .map(|o| pb::CatalogOptionValue {
+                    name: o.name,
+                    value: o.value,
                 })
+                .collect(),
+            inventory_item_id: v.inventory_item.id,
+            weight_value: weight
+                .as_ref()
+                .map(|w| w.value.to_string())
                 .unwrap_or_default(),
-            inventory_item_id: s(&v["inventoryItem"], "id"),
-            weight_value: s(weight, "value"),
-            weight_unit: s(weight, "unit"),
+            weight_unit: weight.map(|w| w.unit).unwrap_or_default(),
             ..Default::default()
         };
-        Some(Child::Variant(variant))
+        Ok(Some(Child::Variant(variant)))
     } else if v.get("image").is_some() {
-        let image = &v["image"];
-        Some(Child::Image(pb::CatalogImage {
-            id,
-            url: s(image, "url"),
-            alt_text: s(image, "altText"),
+        let media: MediaImageNode = typed(document, v)?;
+        Ok(media.image.map(|image| {
+            Child::Image(pb::CatalogImage {
+                id: media.id,
+                url: image.url,
+                alt_text: image.alt_text.unwrap_or_default(),
+            })
         }))
     } else if v.get("namespace").is_some() {
-        Some(Child::Metafield(metafield(v)))
+        Ok(Some(Child::Metafield(metafield(document, v)?)))
     } else {
-        None
+        Ok(None)
     }
 }

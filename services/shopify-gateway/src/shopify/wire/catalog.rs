@@ -389,3 +389,108 @@ impl Request for ProductsDelta {
     const DOCUMENT: Document = documents::PRODUCTS_DELTA;
     type Response = ProductsDeltaData;
 }
+
+/// A product's own fields, as `catalog_products` (a bulk root line) and `products_delta` (a page node) both select
+/// them; the connections are read on their own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductNode {
+    pub id: String,
+    pub title: String,
+    pub handle: String,
+    pub description_html: String,
+    pub vendor: String,
+    pub product_type: String,
+    pub tags: Vec<String>,
+    pub status: String,
+    pub updated_at: String,
+    pub options: Vec<ProductOption>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductOption {
+    pub name: String,
+    pub position: u32,
+    pub option_values: Vec<Named>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Named {
+    pub name: String,
+}
+
+/// A variant as both catalog reads select it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantNode {
+    pub id: String,
+    pub sku: Option<String>,
+    pub barcode: Option<String>,
+    pub price: String,
+    pub compare_at_price: Option<String>,
+    pub position: u32,
+    pub selected_options: Vec<SelectedOption>,
+    pub inventory_item: VariantInventoryItem,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SelectedOption {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VariantInventoryItem {
+    pub id: String,
+    pub measurement: Measurement,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Measurement {
+    pub weight: Option<Weight>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Weight {
+    /// A Float: kept as the number Shopify wrote.
+    pub value: serde_json::Number,
+    pub unit: String,
+}
+
+/// `... on MediaImage { id image { url altText } }`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MediaImageNode {
+    pub id: String,
+    pub image: Option<Image>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Image {
+    pub url: String,
+    pub alt_text: Option<String>,
+}
+
+/// `{ namespace key type value }`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetafieldNode {
+    pub namespace: String,
+    pub key: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+/// `{ location { id } quantities(names: ["available"]) { name quantity } }`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InventoryLevelNode {
+    pub location: Id,
+    pub quantities: Vec<NamedQuantity>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedQuantity {
+    pub name: String,
+    pub quantity: i64,
+}
