@@ -185,7 +185,7 @@ fn main() {
         for (scenario, products, variants) in [("inventory_sync_20000_variants", 2000, 10), ("price_update_2000_products", 2000, 3)] {
             for client_kind in ["gateway", "naive"] {
                 let (domain, token) = fresh_shop(&client, &format!("{scenario}-{client_kind}").replace('_', "-"), products, variants).await;
-                let shop = ShopCredentials { domain: domain.clone(), token: SecretString::from(token.clone()) };
+                let shop = ShopCredentials { domain: domain.clone(), token: SecretString::from(token.clone()), fence: None };
                 let run = if scenario.starts_with("inventory") {
                     let sets = quantities(&client.read(&domain, "inventory").await.unwrap());
                     match client_kind {

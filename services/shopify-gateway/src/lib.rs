@@ -64,6 +64,8 @@ pub struct ServiceSettings {
 pub struct CommandsSection {
     /// Commands running at once in this replica, across every consumer; 0 for no bound.
     pub max_running: usize,
+    /// A running command's claim whose heartbeat is older than this many seconds is taken over by its next delivery.
+    pub claim_takeover_secs: u64,
 }
 
 /// How often the gateway refetches auth's published keys (a token signed by a key it does not know also triggers a

@@ -10,14 +10,20 @@ use shopbridge_platform::bus::{Envelope, Handler, HandlerError, OutboxMessage, o
 use shopbridge_proto::gateway::{self as pb, command_result::Status};
 use sqlx::{Postgres, Transaction};
 
-use self::results::{Published, lane, problem};
+use self::{
+    claims::Claims,
+    pending::{Pending, Prepared},
+    results::{Published, lane, problem},
+};
 use crate::{
     operations::catalog,
     partitions::in_flight::{InFlight, ReplicaLimit},
-    shopify::executor::{Executor, ShopCredentials},
+    shopify::executor::{Executor, Fence, ShopCredentials},
 };
 
+mod claims;
 mod dispatch;
+mod pending;
 mod results;
 
 pub mod credentials;
@@ -41,7 +47,15 @@ pub struct CommandHandler {
     in_flight: InFlight,
     /// Commands running in this replica (`settings.max_running`).
     replica: ReplicaLimit,
+    /// Claims on the commands this replica runs (`command_claims`).
+    claims: Claims,
+    /// Results run outside the transaction, until it records them.
+    pending: Pending,
 }
+
+/// How long a command whose claim another live owner holds (a re-send while the first runs) waits before it looks
+/// again.
+const CLAIMED_ELSEWHERE: Duration = Duration::from_secs(1);
 
 /// How the handler runs commands (from the `[service]` configuration; see [`CommandSettings::from_service`]).
 #[derive(Debug, Clone)]
@@ -57,6 +71,9 @@ pub struct CommandSettings {
     pub bulk_upload_max_bytes: usize,
     /// Commands running at once in this replica (`service.commands.max_running`); 0 for no bound.
     pub max_running: usize,
+    /// A running command's claim whose heartbeat is older than this is taken over by its next delivery
+    /// (`service.commands.claim_takeover_secs`); it beats four times as often.
+    pub claim_takeover: Duration,
 }
 
 impl Default for CommandSettings {
@@ -67,6 +84,7 @@ impl Default for CommandSettings {
             bulk_mutation_threshold: catalog::DEFAULT_BULK_MUTATION_THRESHOLD,
             bulk_upload_max_bytes: catalog::DEFAULT_BULK_UPLOAD_MAX_BYTES,
             max_running: 16,
+            claim_takeover: Duration::from_secs(60),
         }
     }
 }
@@ -78,6 +96,7 @@ impl CommandSettings {
             bulk_mutation_threshold: settings.catalog.bulk_mutation_threshold.max(1),
             bulk_upload_max_bytes: settings.catalog.bulk_upload_max_bytes.max(1),
             max_running: settings.commands.max_running,
+            claim_takeover: Duration::from_secs(settings.commands.claim_takeover_secs.max(1)),
         }
     }
 }
@@ -95,6 +114,8 @@ impl CommandHandler {
         Self {
             executor,
             credentials,
+            claims: Claims::new(pool.clone(), settings.claim_takeover),
+            pending: Pending::default(),
             pool,
             download,
             fence,
@@ -107,6 +128,7 @@ impl CommandHandler {
     pub fn with_settings(mut self, settings: CommandSettings) -> Self {
         self.in_flight = InFlight::new(settings.max_running_per_shop_lane);
         self.replica = ReplicaLimit::new(settings.max_running);
+        self.claims = Claims::new(self.pool.clone(), settings.claim_takeover);
         self.settings = settings;
         self
     }
@@ -120,7 +142,7 @@ impl Handler for CommandHandler {
     type Message = pb::Command;
 
     /// Defers a command whose shop is at its limit on the command's lane, or while the replica runs as many commands
-    /// as it may, before a transaction (a connection) is taken for it.
+    /// as it may, before anything else is done for it.
     fn defer_hint(&self, event: &Envelope<pb::Command>) -> Option<Duration> {
         let command = &event.message;
         if let Some(delay) = self.replica.would_defer() {
@@ -133,31 +155,24 @@ impl Handler for CommandHandler {
         )
     }
 
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        event: &Envelope<pb::Command>,
-    ) -> Result<(), HandlerError> {
+    /// Runs the command's Shopify calls with no transaction open: the command is claimed first (committed), and its
+    /// result kept for `handle`, which records it.
+    async fn prepare(&self, event: &Envelope<pb::Command>) -> Result<(), HandlerError> {
         let command = &event.message;
         if command.command_id.is_empty() || command.shop_domain.is_empty() {
             return Err(HandlerError::Reject(anyhow::anyhow!(
                 "a command needs command_id and shop_domain"
             )));
         }
-        if let Some(fence) = &self.fence
-            && !fence.holds_shop(&command.shop_domain)
-        {
-            // Not the command's failure: it goes back to whoever holds the partition now, uncounted.
-            return Err(HandlerError::Release(anyhow::anyhow!(
-                "this replica no longer holds the partition of {}",
-                command.shop_domain
-            )));
+        self.check_fence(command)?;
+        if self.pending.has(&event.message_id) {
+            // Run before, its result not recorded (the transaction could not begin): recorded now.
+            return Ok(());
         }
         // The replica's bound first, so a command deferred by it keeps its turn among its shop's commands.
         let _replica_place = self.replica.try_start().map_err(HandlerError::Defer)?;
         // At its shop's limit on this lane, the command steps aside for other shops' commands and comes back in a
-        // moment, keeping its turn among its shop's commands (see `in_flight`). The place is held until the handler
-        // returns.
+        // moment, keeping its turn among its shop's commands (see `in_flight`). The place is held while it runs.
         let _running = self
             .in_flight
             .try_start(
@@ -166,23 +181,140 @@ impl Handler for CommandHandler {
                 &command.command_id,
             )
             .map_err(HandlerError::Defer)?;
-        // Two deliveries of one command (a re-send while the first still runs) take turns: the second waits here
-        // until the first commits, then finds its result.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(&command.command_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| HandlerError::Retry(e.into()))?;
+        let retry = |e: sqlx::Error| HandlerError::Retry(e.into());
         let seen: Option<Option<Vec<u8>>> =
             sqlx::query_scalar("SELECT result FROM command_results WHERE command_id = $1")
                 .bind(&command.command_id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&self.pool)
                 .await
-                .map_err(|e| HandlerError::Retry(e.into()))?;
+                .map_err(retry)?;
         if let Some(stored) = seen {
-            return answer_again(tx, event, stored).await;
+            self.pending
+                .put(&event.message_id, Prepared::AnswerAgain(stored));
+            return Ok(());
         }
-        let (result, published) = match self.credentials.credentials(&command.channel_id).await {
+        // Two deliveries of one command (a re-send while the first still runs) take turns: the second waits until
+        // the first has recorded its result, then finds it.
+        let Some(claim) = self
+            .claims
+            .claim(&command.command_id)
+            .await
+            .map_err(retry)?
+        else {
+            return Err(HandlerError::Defer(CLAIMED_ELSEWHERE));
+        };
+        match self.answer(command, event.last_delivery).await {
+            Ok((result, published)) => {
+                let prepared = Prepared::Answer {
+                    result: Box::new(result),
+                    published,
+                    _claim: claim,
+                };
+                self.pending.put(&event.message_id, prepared);
+                Ok(())
+            }
+            Err(e) => {
+                drop(claim);
+                self.claims.release(&command.command_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Records the prepared result and publishes it, in the consumer's transaction, if this replica still holds the
+    /// shop's partition (a deposed replica never publishes).
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        event: &Envelope<pb::Command>,
+    ) -> Result<(), HandlerError> {
+        let command = &event.message;
+        let Some(prepared) = self.pending.take(&event.message_id) else {
+            return Err(HandlerError::Retry(anyhow::anyhow!(
+                "command {} was not prepared in this process",
+                command.command_id
+            )));
+        };
+        let (result, published) = match prepared {
+            Prepared::AnswerAgain(stored) => return answer_again(tx, event, stored).await,
+            Prepared::Answer {
+                result, published, ..
+            } => (*result, published),
+        };
+        if let Err(e) = self.check_fence(command) {
+            self.claims.release(&command.command_id).await;
+            return Err(e);
+        }
+        let retry = |e: sqlx::Error| HandlerError::Retry(e.into());
+        let status = Status::try_from(result.status).unwrap_or(Status::Unspecified);
+        let recorded = sqlx::query(
+            "INSERT INTO command_results (command_id, shop_domain, status, calls, result) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (command_id) DO NOTHING",
+        )
+        .bind(&command.command_id)
+        .bind(&command.shop_domain)
+        .bind(status.as_str_name())
+        .bind(result.calls as i32)
+        .bind(prost::Message::encode_to_vec(&result))
+        .execute(&mut **tx)
+        .await
+        .map_err(retry)?;
+        self.claims
+            .finish(tx, &command.command_id)
+            .await
+            .map_err(retry)?;
+        if recorded.rows_affected() == 0 {
+            // Another owner (after a takeover) answered it first: its answer stands.
+            tracing::info!(command_id = %command.command_id, "command answered by another owner meanwhile; nothing published");
+            return Ok(());
+        }
+        // By value: each event is dropped once encoded, so the decoded and encoded forms of the whole export are
+        // never held together.
+        for message in published {
+            let message = match message {
+                Published::Catalog(batch) => OutboxMessage::event(event.meta.clone(), &batch),
+                Published::Orders(page) => OutboxMessage::event(event.meta.clone(), &page),
+            };
+            outbox::enqueue(tx, message).await.map_err(retry)?;
+        }
+        outbox::enqueue(tx, OutboxMessage::event(event.meta.clone(), &result))
+            .await
+            .map_err(retry)?;
+        tracing::info!(command_id = %command.command_id, status = status.as_str_name(), calls = result.calls, "command done");
+        Ok(())
+    }
+}
+
+impl CommandHandler {
+    /// Whether this replica may work on the command: it holds the shop's partition. Not the command's failure when
+    /// it does not: it goes back to whoever holds the partition now, uncounted.
+    fn check_fence(&self, command: &pb::Command) -> Result<(), HandlerError> {
+        match &self.fence {
+            Some(fence) if !fence.holds_shop(&command.shop_domain) => {
+                Err(HandlerError::Release(anyhow::anyhow!(
+                    "this replica no longer holds the partition of {}",
+                    command.shop_domain
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The command's result (and the events before it), from the channel's credentials and the command's calls.
+    async fn answer(
+        &self,
+        command: &pb::Command,
+        last_delivery: bool,
+    ) -> Result<(pb::CommandResult, Vec<Published>), HandlerError> {
+        let failed = |code: &str, message: String| pb::CommandResult {
+            command_id: command.command_id.clone(),
+            shop_domain: command.shop_domain.clone(),
+            channel_id: command.channel_id.clone(),
+            status: Status::Failed as i32,
+            problems: vec![problem(code, message)],
+            ..Default::default()
+        };
+        match self.credentials.credentials(&command.channel_id).await {
             // The bus is not trusted with where a token goes: the shop is the channel's, as auth says.
             Ok(channel) if channel.shop_domain != command.shop_domain => {
                 tracing::warn!(
@@ -192,79 +324,46 @@ impl Handler for CommandHandler {
                     channel_shop = %channel.shop_domain,
                     "a command names another shop than its channel's; refused, nothing sent"
                 );
-                (
-                    pb::CommandResult {
-                        command_id: command.command_id.clone(),
-                        shop_domain: command.shop_domain.clone(),
-                        channel_id: command.channel_id.clone(),
-                        status: Status::Failed as i32,
-                        problems: vec![problem(
-                            "SHOP_MISMATCH",
-                            format!(
-                                "channel {} belongs to shop {}, not {}: nothing was sent",
-                                command.channel_id, channel.shop_domain, command.shop_domain
-                            ),
-                        )],
-                        ..Default::default()
-                    },
-                    Vec::new(),
-                )
+                let message = format!(
+                    "channel {} belongs to shop {}, not {}: nothing was sent",
+                    command.channel_id, channel.shop_domain, command.shop_domain
+                );
+                Ok((failed("SHOP_MISMATCH", message), Vec::new()))
             }
             Ok(channel) => {
+                // Checked before each call: a replica deposed while the command runs stops calling the shop.
+                let fence = self.fence.clone().map(|leases| {
+                    let shop = channel.shop_domain.clone();
+                    Arc::new(move || leases.holds_shop(&shop)) as Fence
+                });
                 let shop = ShopCredentials {
                     domain: channel.shop_domain,
                     token: channel.token,
+                    fence,
                 };
-                self.run(command, &shop, event.last_delivery)
+                let answer = self
+                    .run(command, &shop, last_delivery)
                     .await
-                    .map_err(|why| HandlerError::Retry(anyhow::anyhow!(why)))?
+                    .map_err(|why| HandlerError::Retry(anyhow::anyhow!(why)))?;
+                // Deposed midway: the calls it made are safe to repeat, and the holder of the partition answers.
+                if answer.0.problems.iter().any(|p| p.code == "DEPOSED") {
+                    return Err(HandlerError::Release(anyhow::anyhow!(
+                        "this replica lost the partition of {} while running command {}",
+                        command.shop_domain,
+                        command.command_id
+                    )));
+                }
+                Ok(answer)
             }
-            Err(CredentialError::Unavailable(e)) => {
-                return Err(HandlerError::Retry(anyhow::anyhow!(e)));
+            Err(CredentialError::Unavailable(e)) => Err(HandlerError::Retry(anyhow::anyhow!(e))),
+            Err(e @ CredentialError::NotFound(_)) => {
+                Ok((failed("NO_CREDENTIALS", e.to_string()), Vec::new()))
             }
-            Err(e @ CredentialError::NotFound(_)) => (
-                pb::CommandResult {
-                    command_id: command.command_id.clone(),
-                    shop_domain: command.shop_domain.clone(),
-                    channel_id: command.channel_id.clone(),
-                    status: Status::Failed as i32,
-                    problems: vec![problem("NO_CREDENTIALS", e.to_string())],
-                    ..Default::default()
-                },
-                Vec::new(),
-            ),
-        };
-        let status = Status::try_from(result.status).unwrap_or(Status::Unspecified);
-        sqlx::query(
-            "INSERT INTO command_results (command_id, shop_domain, status, calls, result) VALUES ($1, $2, $3, $4, $5)",
-        )
-            .bind(&command.command_id)
-            .bind(&command.shop_domain)
-            .bind(status.as_str_name())
-            .bind(result.calls as i32)
-            .bind(prost::Message::encode_to_vec(&result))
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| HandlerError::Retry(e.into()))?;
-        // By value: each event is dropped once encoded, so the decoded and encoded forms of the whole export are
-        // never held together.
-        for message in published {
-            let message = match message {
-                Published::Catalog(batch) => OutboxMessage::event(event.meta.clone(), &batch),
-                Published::Orders(page) => OutboxMessage::event(event.meta.clone(), &page),
-            };
-            outbox::enqueue(tx, message)
-                .await
-                .map_err(|e| HandlerError::Retry(e.into()))?;
         }
-        outbox::enqueue(tx, OutboxMessage::event(event.meta.clone(), &result))
-            .await
-            .map_err(|e| HandlerError::Retry(e.into()))?;
-        tracing::info!(command_id = %command.command_id, status = status.as_str_name(), calls = result.calls, "command done");
-        Ok(())
     }
 }
 
+/// A command answered before (re-sent by its sender, or redelivered after the answer committed): runs nothing and
 /// publishes its stored result again, so a sender that lost the answer gets it.
 async fn answer_again(
     tx: &mut Transaction<'static, Postgres>,

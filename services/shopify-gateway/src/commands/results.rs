@@ -93,6 +93,10 @@ pub(super) fn call_problem(error: &CallError) -> pb::Problem {
             kind: FatalKind::UnexpectedAnswer,
             ..
         } => "UNEXPECTED_ANSWER",
+        CallError::Fatal {
+            kind: FatalKind::Deposed,
+            ..
+        } => "DEPOSED",
         CallError::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
     };
     problem(code, error.to_string())

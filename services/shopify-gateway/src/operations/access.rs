@@ -275,6 +275,7 @@ impl ShopifyAccessService for AccessService {
         let credentials = ShopCredentials {
             domain: shop.clone(),
             token: SecretString::from(token),
+            fence: None,
         };
         // A merchant is waiting: the most urgent lane, and a bound on the executor's retries.
         let call = self
@@ -293,7 +294,7 @@ impl ShopifyAccessService for AccessService {
                 FatalKind::InvalidRequest => Err(Status::internal(format!(
                     "the shop query was refused: {message}"
                 ))),
-                FatalKind::UnexpectedAnswer => Err(Status::internal(message)),
+                FatalKind::UnexpectedAnswer | FatalKind::Deposed => Err(Status::internal(message)),
             },
             Ok(Err(e @ CallError::DeadlineExceeded { .. })) => {
                 Err(Status::unavailable(e.to_string()))

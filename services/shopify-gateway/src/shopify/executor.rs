@@ -71,7 +71,13 @@ pub enum Once {
 pub struct ShopCredentials {
     pub domain: String,
     pub token: SecretString,
+    /// Whether this process may still call the shop, checked before each call (a replica that lost the shop's
+    /// partition stops calling it at once); None where one process alone calls it.
+    pub fence: Option<Fence>,
 }
+
+/// Asked before each call: may this process still call the shop?
+pub type Fence = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl Executor {
     pub fn new(http: ShopifyHttp, budget: Budget, retry: RetrySettings) -> Self {
@@ -195,6 +201,16 @@ impl Executor {
                 .budget
                 .acquire(&shop.domain, lane, self.estimate(op))
                 .await;
+            // Checked after the budget wait, the longest one: a replica deposed meanwhile sends nothing more.
+            if shop.fence.as_ref().is_some_and(|holds| !holds()) {
+                return Err(CallError::Fatal {
+                    kind: FatalKind::Deposed,
+                    message: format!(
+                        "this replica no longer holds the partition of {}: the call was not sent",
+                        shop.domain
+                    ),
+                });
+            }
             metrics::histogram!("gateway_budget_wait_seconds", "shop" => shop.domain.clone(), "lane" => lane.as_str())
                 .record(permit.waited.as_secs_f64());
             metrics::counter!("gateway_calls_total", &labels).increment(1);

@@ -66,6 +66,8 @@ pub enum FatalKind {
     InvalidRequest,
     /// The answer lacks a field we need, or has it in another shape (schema drift): retrying cannot help.
     UnexpectedAnswer,
+    /// Not sent: this replica no longer holds the shop's partition (the command goes to the one that does).
+    Deposed,
 }
 
 #[derive(Deserialize)]

@@ -74,6 +74,7 @@ pub async fn shop(
     ShopCredentials {
         domain: domain.to_string(),
         token: SecretString::from(token),
+        fence: None,
     }
 }
 
@@ -215,6 +216,7 @@ async fn urgent_order_work_overtakes_a_sync_backlog_and_other_shops_do_not_wait(
     let backlog_shop = ShopCredentials {
         domain: a.domain.clone(),
         token: a.token.clone(),
+        fence: None,
     };
     let backlog = tokio::spawn(async move {
         prices::update_variant_prices(&executor, &backlog_shop, Lane::Sync, &updates).await

@@ -205,6 +205,7 @@ impl BulkShop {
         let shop = shopbridge_gateway::shopify::executor::ShopCredentials {
             domain: domain.into(),
             token: token.into(),
+            fence: None,
         };
         Self {
             f,

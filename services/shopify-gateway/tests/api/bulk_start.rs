@@ -595,6 +595,7 @@ async fn a_start_whose_answer_was_lost_adopts_the_operation_shopify_reports_in_p
     let shop = ShopCredentials {
         domain: SHOP.into(),
         token: token.into(),
+        fence: None,
     };
 
     let products = export(&exporter, &shop, "export-lost-answer")

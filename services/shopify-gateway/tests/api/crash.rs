@@ -51,13 +51,20 @@ pub async fn start_instance(
         .unwrap();
     let executor = executor_via(sim.addr(), 60);
     let fence = Leases::new(&LEASES);
-    let handler = Arc::new(CommandHandler::new(
-        Arc::new(executor),
-        Arc::new(Tokens(tokens.clone())),
-        pool.clone(),
-        reqwest::Client::new(),
-        Some(fence.clone()),
-    ));
+    // A killed replica's claims are taken over within seconds, not the production minute.
+    let handler = Arc::new(
+        CommandHandler::new(
+            Arc::new(executor),
+            Arc::new(Tokens(tokens.clone())),
+            pool.clone(),
+            reqwest::Client::new(),
+            Some(fence.clone()),
+        )
+        .with_settings(shopbridge_gateway::commands::CommandSettings {
+            claim_takeover: Duration::from_secs(2),
+            ..Default::default()
+        }),
+    );
     let spawn = shopbridge_gateway::spawner(
         pool.clone(),
         nats.js.clone(),

@@ -40,6 +40,7 @@ async fn a_catalog_export_has_every_product_and_variant_once_with_quantities_per
     let shop = shopbridge_gateway::shopify::executor::ShopCredentials {
         domain: domain.into(),
         token: token.into(),
+        fence: None,
     };
 
     let products = export(&exporter(&f, &db), &shop, "cmd-export-1")
@@ -114,6 +115,7 @@ async fn an_export_interrupted_while_polling_resumes_the_same_bulk_operation() {
     let shop = shopbridge_gateway::shopify::executor::ShopCredentials {
         domain: domain.into(),
         token: token.into(),
+        fence: None,
     };
     // Shopify takes 3 s to start the bulk query, so the first attempt is still polling when it dies.
     let faults: shopify_sim::FaultConfig =

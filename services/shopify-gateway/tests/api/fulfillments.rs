@@ -321,9 +321,15 @@ async fn a_shipment_whose_first_attempt_died_after_shopify_applied_it_is_answere
         delivered: 1,
         last_delivery: false,
     };
+    handler.prepare(&envelope).await.unwrap();
     let mut tx = h.db.pool.begin().await.unwrap();
     handler.handle(&mut tx, &envelope).await.unwrap();
     tx.rollback().await.unwrap();
+    // The dead process's claim lapses; the running gateway takes it over (its takeover age is shrunk below).
+    sqlx::query("UPDATE command_claims SET heartbeat_at = now() - interval '1 hour'")
+        .execute(&h.db.pool)
+        .await
+        .unwrap();
     assert_eq!(h.stats(SHOP).await["mutations"]["fulfillmentCreate"], 1);
     let first = h.read(SHOP, "fulfillments").await[0]["id"]
         .as_str()

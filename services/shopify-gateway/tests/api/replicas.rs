@@ -84,13 +84,20 @@ fn replica(
         retry,
     );
     let fence = Leases::new(&LEASES);
-    let handler = Arc::new(CommandHandler::new(
-        Arc::new(executor),
-        Arc::new(Tokens(tokens.clone())),
-        db.pool.clone(),
-        reqwest::Client::new(),
-        Some(fence.clone()),
-    ));
+    // A killed replica's claims are taken over within seconds, not the production minute.
+    let handler = Arc::new(
+        CommandHandler::new(
+            Arc::new(executor),
+            Arc::new(Tokens(tokens.clone())),
+            db.pool.clone(),
+            reqwest::Client::new(),
+            Some(fence.clone()),
+        )
+        .with_settings(shopbridge_gateway::commands::CommandSettings {
+            claim_takeover: Duration::from_secs(2),
+            ..Default::default()
+        }),
+    );
     let consumer = ConsumerSettings {
         concurrency: 4,
         batch_size: 1,

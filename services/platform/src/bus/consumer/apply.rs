@@ -27,6 +27,23 @@ impl<H: Handler> ConsumerRunner<H> {
                 Some(Err(HandlerError::Defer(delay)))
             })
             .collect();
+        // The handler's work outside the transaction: no connection is held while it runs.
+        let prepare = async {
+            for (slot, prepared) in results.iter_mut().zip(batch) {
+                let (Ok(envelope), None) = (&prepared.envelope, &slot) else {
+                    continue;
+                };
+                if let Err(e) = self
+                    .handler
+                    .prepare(envelope)
+                    .instrument(prepared.span.clone())
+                    .await
+                {
+                    *slot = Some(Err(e));
+                }
+            }
+        };
+        with_progress(batch, progress_every, prepare).await;
         let decodable = batch
             .iter()
             .zip(&results)
@@ -49,36 +66,19 @@ impl<H: Handler> ConsumerRunner<H> {
                 return results;
             }
         };
-        {
-            let work = async {
-                for (slot, prepared) in results.iter_mut().zip(batch) {
-                    let (Ok(envelope), None) = (&prepared.envelope, &slot) else {
-                        continue;
-                    };
-                    *slot = Some(
-                        self.apply_one(&mut tx, envelope, prepared.failures > 0)
-                            .instrument(prepared.span.clone())
-                            .await,
-                    );
-                }
-            };
-            tokio::pin!(work);
-            let mut ticker = tokio::time::interval_at(
-                tokio::time::Instant::now() + progress_every,
-                progress_every,
-            );
-            loop {
-                tokio::select! {
-                    _ = &mut work => break,
-                    // Tell JetStream we are still working, so long handlers are not redelivered under our feet.
-                    _ = ticker.tick() => {
-                        for prepared in batch {
-                            let _ = prepared.message.ack_with(AckKind::Progress).await;
-                        }
-                    }
-                }
+        let work = async {
+            for (slot, prepared) in results.iter_mut().zip(batch) {
+                let (Ok(envelope), None) = (&prepared.envelope, &slot) else {
+                    continue;
+                };
+                *slot = Some(
+                    self.apply_one(&mut tx, envelope, prepared.failures > 0)
+                        .instrument(prepared.span.clone())
+                        .await,
+                );
             }
-        }
+        };
+        with_progress(batch, progress_every, work).await;
         let applied = results.iter().any(|r| matches!(r, Some(Ok(true))));
         match tx.commit().await {
             Ok(()) if applied => crate::bus::outbox::wake(),
@@ -135,5 +135,26 @@ impl<H: Handler> ConsumerRunner<H> {
         };
         sqlx::query(end).execute(&mut **tx).await.map_err(retry)?;
         result
+    }
+}
+
+/// Runs `work`, telling JetStream every `every` that the batch is still being worked on, so long handlers are not
+/// redelivered under our feet.
+async fn with_progress<M>(
+    batch: &[Prepared<M>],
+    every: Duration,
+    work: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = &mut work => return,
+            _ = ticker.tick() => {
+                for prepared in batch {
+                    let _ = prepared.message.ack_with(AckKind::Progress).await;
+                }
+            }
+        }
     }
 }

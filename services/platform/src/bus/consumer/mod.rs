@@ -94,6 +94,18 @@ pub trait Handler: Send + Sync + 'static {
         event: &'a Envelope<Self::Message>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
 
+    /// Work done before the message's transaction begins, with no database connection held: calls to other systems
+    /// that may take long (the gateway's calls to Shopify). The handler keeps what it needs for `handle`, which runs
+    /// next in the transaction (or not at all: a message found in the inbox is not handled again, and a failure to
+    /// begin the transaction delivers it again, so what is kept must be safe to drop). Errors count as `handle`'s.
+    /// Progress acks go on meanwhile.
+    fn prepare<'a>(
+        &'a self,
+        _event: &'a Envelope<Self::Message>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        async { Ok(()) }
+    }
+
     /// Checked before the message's transaction begins: `Some(delay)` defers the message as
     /// [`HandlerError::Defer`] would, without touching the database (cheap re-checks of parked messages). A hint:
     /// `handle` must still defer (or wait) itself when it finds no capacity, since another message may take it
@@ -113,6 +125,13 @@ impl<H: Handler> Handler for Arc<H> {
         event: &'a Envelope<Self::Message>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
         H::handle(self, tx, event)
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        event: &'a Envelope<Self::Message>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        H::prepare(self, event)
     }
 
     fn defer_hint(&self, event: &Envelope<Self::Message>) -> Option<Duration> {
