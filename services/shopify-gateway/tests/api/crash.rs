@@ -27,6 +27,7 @@ const SHOP: &str = "crash-shop.myshopify.com";
 pub const LEASES: LeaseSettings = LeaseSettings {
     renew_interval_ms: 200,
     lease_secs: 3,
+    release_grace_ms: 1000,
 };
 
 /// One running gateway instance; dropping its tasks and pool is the crash. Shared with the other crash checks

@@ -15,6 +15,7 @@ mod export_delta;
 mod fairness;
 mod fulfillments;
 mod harness;
+mod leases;
 mod lookup;
 mod orders;
 mod priority;

@@ -56,6 +56,7 @@ impl CredentialSource for Tokens {
 const LEASES: LeaseSettings = LeaseSettings {
     renew_interval_ms: 200,
     lease_secs: 3,
+    release_grace_ms: 1000,
 };
 
 /// One replica: its own executor (so its own budgets), its own lease fence, the shared database and NATS.
