@@ -15,14 +15,40 @@ pub struct Claims {
     takeover: Duration,
 }
 
-/// A held claim: heartbeated until dropped (the row itself goes with the result, or on [`Claims::release`]).
+/// A held claim: heartbeated until dropped, and then released. The row goes with the result (in its transaction);
+/// a claim dropped without one (the command failed, or its run was aborted: a lease released past its deadline) is
+/// deleted at once, so the next delivery need not wait out the takeover age. Only a process that died leaves a claim
+/// behind.
 pub struct Claim {
     heartbeat: JoinHandle<()>,
+    pool: PgPool,
+    owner: String,
+    command_id: String,
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         self.heartbeat.abort();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (pool, owner, id) = (
+            self.pool.clone(),
+            std::mem::take(&mut self.owner),
+            std::mem::take(&mut self.command_id),
+        );
+        runtime.spawn(async move { release(&pool, &owner, &id).await });
+    }
+}
+
+async fn release(pool: &PgPool, owner: &str, command_id: &str) {
+    let released = sqlx::query("DELETE FROM command_claims WHERE command_id = $1 AND owner = $2")
+        .bind(command_id)
+        .bind(owner)
+        .execute(pool)
+        .await;
+    if let Err(e) = released {
+        tracing::warn!(%command_id, error = %e, "releasing a command claim failed; it lapses by its age");
     }
 }
 
@@ -75,7 +101,12 @@ impl Claims {
                 }
             }
         });
-        Ok(Some(Claim { heartbeat }))
+        Ok(Some(Claim {
+            heartbeat,
+            pool: self.pool.clone(),
+            owner: self.owner.clone(),
+            command_id: command_id.to_string(),
+        }))
     }
 
     /// Gives a claim up without a result (the command goes back for another try).

@@ -5,6 +5,7 @@ mod budget;
 mod bulk_mutation;
 mod bulk_start;
 mod catalog_writes;
+mod claims;
 mod commands;
 mod compliance;
 mod crash;

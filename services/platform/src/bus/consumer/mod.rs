@@ -215,6 +215,9 @@ impl<H: Handler> ConsumerRunner<H> {
         let (back, parked_rx) = tokio::sync::mpsc::unbounded_channel();
         let parking_limit = concurrency * PARKED_PER_SLOT;
         let parking = Parking::new(back);
+        // A runner aborted (not stopped: its task dropped, as a lease release past its deadline does) still ends its
+        // park tasks: otherwise a parked message would get progress acks forever and never be redelivered.
+        let _end_parking = parking.stop.clone().drop_guard();
         // The pull is ended (its subscription dropped) as soon as the consumer stops, not when the slots are done:
         // its outstanding pull requests would otherwise get the messages NAKed at the stop redelivered to this very
         // consumer, which takes no more and drops them, so they would come back only after `ack_wait`.
