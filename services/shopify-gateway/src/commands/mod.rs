@@ -53,6 +53,9 @@ pub struct CommandHandler {
     pending: Pending,
 }
 
+/// The problem of a call that failed only transiently until its deadline (see `results::call_problem`).
+const TRANSIENT: &str = "DEADLINE_EXCEEDED";
+
 /// How long a command whose claim another live owner holds (a re-send while the first runs) waits before it looks
 /// again.
 const CLAIMED_ELSEWHERE: Duration = Duration::from_secs(1);
@@ -345,6 +348,20 @@ impl CommandHandler {
                     .run(command, &shop, last_delivery)
                     .await
                     .map_err(|why| HandlerError::Retry(anyhow::anyhow!(why)))?;
+                // Shopify unreachable (every problem a call that kept failing transiently until its deadline): not
+                // an answer, just not now. The command comes back with the consumer's backoff and runs again (its
+                // calls are safe to repeat); only on its last delivery is it answered FAILED.
+                let problems = &answer.0.problems;
+                let unreachable =
+                    !problems.is_empty() && problems.iter().all(|p| p.code == TRANSIENT);
+                if unreachable && !last_delivery {
+                    return Err(HandlerError::Retry(anyhow::anyhow!(
+                        "Shopify did not answer {} for command {}: {}",
+                        command.shop_domain,
+                        command.command_id,
+                        problems[0].message
+                    )));
+                }
                 // Deposed midway: the calls it made are safe to repeat, and the holder of the partition answers.
                 if answer.0.problems.iter().any(|p| p.code == "DEPOSED") {
                     return Err(HandlerError::Release(anyhow::anyhow!(

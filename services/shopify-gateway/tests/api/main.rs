@@ -19,6 +19,7 @@ mod harness;
 mod leases;
 mod lookup;
 mod orders;
+mod outage;
 mod priority;
 mod replicas;
 mod retention;
