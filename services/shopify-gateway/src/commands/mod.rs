@@ -148,7 +148,7 @@ impl Handler for CommandHandler {
     /// as it may, before anything else is done for it.
     fn defer_hint(&self, event: &Envelope<pb::Command>) -> Option<Duration> {
         let command = &event.message;
-        if let Some(delay) = self.replica.would_defer() {
+        if let Some(delay) = self.replica.would_defer(lane(command.lane)) {
             return Some(delay);
         }
         self.in_flight.would_defer(
@@ -173,7 +173,10 @@ impl Handler for CommandHandler {
             return Ok(());
         }
         // The replica's bound first, so a command deferred by it keeps its turn among its shop's commands.
-        let _replica_place = self.replica.try_start().map_err(HandlerError::Defer)?;
+        let _replica_place = self
+            .replica
+            .try_start(lane(command.lane))
+            .map_err(HandlerError::Defer)?;
         // At its shop's limit on this lane, the command steps aside for other shops' commands and comes back in a
         // moment, keeping its turn among its shop's commands (see `in_flight`). The place is held while it runs.
         let _running = self

@@ -291,12 +291,16 @@ mod tests {
     }
 }
 
-/// Commands running at once in this replica, across every consumer. Each running command holds its consumer
-/// transaction's connection and, for bulk bookkeeping, sometimes a second one; without a bound the 64 consumers'
-/// slots (16 partitions x 4 lanes x `consumer.concurrency`) would wait on each other for the pool's connections until
-/// the acquire timeout. At the bound a command is deferred like one whose shop is at its limit.
+/// Commands running at once in this replica, across every consumer: the 64 consumers' slots (16 partitions x 4 lanes x
+/// `consumer.concurrency`) would otherwise run more commands than the replica's database pool and memory take. At the
+/// bound a command is deferred like one whose shop is at its limit.
+///
+/// Lanes have priority here too: each lane below orders leaves room for the lanes above it (`reserve` places per lane
+/// above), so long imports can never take every place and hold back a fulfillment on the same replica. With the
+/// default 16: orders may use all 16, sync 14, publish 12, import 10.
 pub struct ReplicaLimit {
     limit: usize,
+    reserve: usize,
     running: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -317,22 +321,34 @@ impl ReplicaLimit {
     pub fn new(limit: usize) -> Self {
         Self {
             limit: if limit == 0 { usize::MAX } else { limit },
+            // An eighth of the places per lane above, at least one: 16 -> 2.
+            reserve: if limit == 0 { 0 } else { (limit / 8).max(1) },
             running: Default::default(),
         }
     }
 
-    /// Whether a command would be deferred now (checked before its transaction is opened).
-    pub fn would_defer(&self) -> Option<Duration> {
-        (self.running.load(std::sync::atomic::Ordering::Acquire) >= self.limit).then(replica_delay)
+    /// The places a command of `lane` may find taken and still start: the bound, less the room kept for the lanes
+    /// above it (at least one place, so no lane is shut out).
+    fn capacity(&self, lane: Lane) -> usize {
+        self.limit
+            .saturating_sub(self.reserve * lane as usize)
+            .max(1)
     }
 
-    /// A place, or how long to defer the command.
-    pub fn try_start(&self) -> Result<ReplicaPlace, Duration> {
+    /// Whether a command of `lane` would be deferred now (checked before anything is done for it).
+    pub fn would_defer(&self, lane: Lane) -> Option<Duration> {
+        (self.running.load(std::sync::atomic::Ordering::Acquire) >= self.capacity(lane))
+            .then(replica_delay)
+    }
+
+    /// A place for a command of `lane`, or how long to defer it.
+    pub fn try_start(&self, lane: Lane) -> Result<ReplicaPlace, Duration> {
         use std::sync::atomic::Ordering;
+        let capacity = self.capacity(lane);
         let taken = self
             .running
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.limit).then_some(n + 1)
+                (n < capacity).then_some(n + 1)
             });
         match taken {
             Ok(_) => Ok(ReplicaPlace(self.running.clone())),
@@ -352,20 +368,51 @@ mod replica_tests {
     #[test]
     fn the_replica_bound_defers_the_next_command_until_a_place_is_given_back() {
         let limit = ReplicaLimit::new(2);
-        let a = limit.try_start().expect("first");
-        let _b = limit.try_start().expect("second");
-        assert!(limit.would_defer().is_some());
-        let delay = limit.try_start().err().expect("third deferred");
+        let a = limit.try_start(Lane::Orders).expect("first");
+        let _b = limit.try_start(Lane::Orders).expect("second");
+        assert!(limit.would_defer(Lane::Orders).is_some());
+        let delay = limit.try_start(Lane::Orders).err().expect("third deferred");
         assert!(REPLICA_DELAY_MS.contains(&(delay.as_millis() as u64)));
         drop(a);
-        assert!(limit.would_defer().is_none());
-        assert!(limit.try_start().is_ok());
+        assert!(limit.would_defer(Lane::Orders).is_none());
+        assert!(limit.try_start(Lane::Orders).is_ok());
+    }
+
+    #[test]
+    fn long_imports_leave_room_for_every_lane_above_them() {
+        let limit = ReplicaLimit::new(16);
+        let imports: Vec<_> = std::iter::from_fn(|| limit.try_start(Lane::Import).ok()).collect();
+        assert_eq!(imports.len(), 10, "imports stop at 16 - 3 x 2");
+        assert!(limit.would_defer(Lane::Import).is_some());
+        let publishes: Vec<_> =
+            std::iter::from_fn(|| limit.try_start(Lane::Publish).ok()).collect();
+        assert_eq!(publishes.len(), 2);
+        let syncs: Vec<_> = std::iter::from_fn(|| limit.try_start(Lane::Sync).ok()).collect();
+        assert_eq!(syncs.len(), 2);
+        // A fulfillment still starts at once, and the last places are the orders lane's alone.
+        let orders: Vec<_> = std::iter::from_fn(|| limit.try_start(Lane::Orders).ok()).collect();
+        assert_eq!(orders.len(), 2);
+        assert!(limit.would_defer(Lane::Orders).is_some());
+        drop(orders);
+        assert!(
+            limit.would_defer(Lane::Sync).is_some(),
+            "freed places go to the lanes above first"
+        );
+        assert!(limit.would_defer(Lane::Orders).is_none());
+    }
+
+    #[test]
+    fn a_small_bound_still_lets_every_lane_run() {
+        let limit = ReplicaLimit::new(1);
+        assert!(limit.try_start(Lane::Import).is_ok());
     }
 
     #[test]
     fn zero_means_no_bound() {
         let limit = ReplicaLimit::new(0);
-        let places: Vec<_> = (0..1000).map(|_| limit.try_start().unwrap()).collect();
+        let places: Vec<_> = (0..1000)
+            .map(|_| limit.try_start(Lane::Import).unwrap())
+            .collect();
         assert_eq!(places.len(), 1000);
     }
 }
