@@ -7,12 +7,18 @@ use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, rou
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
+/// How long a metric series may go without an update before `/metrics` drops it: per-shop series (the gateway labels
+/// calls, budget waits and queues by shop) of shops this replica no longer serves would otherwise stay forever.
+pub const METRIC_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// The process-wide Prometheus recorder (installed once; several services in one test process share it).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .idle_timeout(metrics_util::MetricKindMask::ALL, Some(METRIC_IDLE_TIMEOUT))
+                .build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
             handle

@@ -62,10 +62,20 @@ impl Default for BudgetSettings {
 pub struct Budget {
     settings: BudgetSettings,
     shops: Mutex<HashMap<String, Arc<ShopBudget>>>,
+    /// When idle shops were last forgotten.
+    swept: Mutex<Instant>,
 }
+
+/// A shop's budget unused this long is forgotten (its partition has likely moved to another replica; what it knew is
+/// learned again from the first answer, from the conservative starting estimate).
+const FORGET_IDLE: Duration = Duration::from_secs(15 * 60);
+/// How often idle shops are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 struct ShopBudget {
     domain: String,
+    /// When a request last asked for this shop's budget.
+    used: Mutex<Instant>,
     state: Mutex<ShopState>,
     changed: Notify,
 }
@@ -150,6 +160,8 @@ impl Drop for Ticket<'_> {
 }
 
 fn release(shop: &ShopBudget, cost: f64, status: Option<ThrottleStatus>) {
+    // A request ending is a use: a shop stays known while its requests run and for a while after.
+    *shop.used.lock().unwrap() = Instant::now();
     {
         let mut st = shop.state.lock().unwrap();
         st.reserved = (st.reserved - cost).max(0.0);
@@ -182,16 +194,43 @@ impl Budget {
         Self {
             settings,
             shops: Mutex::new(HashMap::new()),
+            swept: Mutex::new(Instant::now()),
         }
     }
 
-    fn shop(&self, domain: &str) -> Arc<ShopBudget> {
+    /// Shops whose budget this process keeps (the idle ones are forgotten after a while).
+    pub fn shops_known(&self) -> usize {
+        self.shops.lock().unwrap().len()
+    }
+
+    /// Forgets the shops unused for `idle`, unless a request holds them (only the map does then: nobody can be
+    /// waiting on, or about to use, a budget that is dropped).
+    pub fn forget_idle(&self, idle: Duration) {
         let mut shops = self.shops.lock().unwrap();
-        shops
+        shops.retain(|_, shop| {
+            Arc::strong_count(shop) > 1 || shop.used.lock().unwrap().elapsed() < idle
+        });
+    }
+
+    fn shop(&self, domain: &str) -> Arc<ShopBudget> {
+        let sweep = {
+            let mut swept = self.swept.lock().unwrap();
+            let due = swept.elapsed() >= SWEEP_EVERY;
+            if due {
+                *swept = Instant::now();
+            }
+            due
+        };
+        if sweep {
+            self.forget_idle(FORGET_IDLE);
+        }
+        let mut shops = self.shops.lock().unwrap();
+        let shop = shops
             .entry(domain.to_string())
             .or_insert_with(|| {
                 Arc::new(ShopBudget {
                     domain: domain.to_string(),
+                    used: Mutex::new(Instant::now()),
                     state: Mutex::new(ShopState {
                         maximum: self.settings.start_maximum,
                         restore_rate: self.settings.start_restore_rate,
@@ -206,7 +245,9 @@ impl Budget {
                     changed: Notify::new(),
                 })
             })
-            .clone()
+            .clone();
+        *shop.used.lock().unwrap() = Instant::now();
+        shop
     }
 
     /// Waits until `shop`'s bucket will hold a request of `cost` and it is this request's turn.
@@ -314,6 +355,27 @@ mod tests {
             currently_available: available,
             restore_rate: rate,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_shops_are_forgotten_but_not_one_a_request_holds() {
+        let budget = Budget::new(BudgetSettings::default());
+        let held = budget.acquire("busy", Lane::Sync, 10.0).await;
+        let done = budget.acquire("idle", Lane::Sync, 10.0).await;
+        budget.settle(done, None);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        budget.forget_idle(Duration::from_secs(60));
+        assert_eq!(
+            budget.shops_known(),
+            1,
+            "the idle shop is gone, the held one kept"
+        );
+        budget.settle(held, None);
+        budget.forget_idle(Duration::from_secs(60));
+        assert_eq!(budget.shops_known(), 1, "just used: kept");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        budget.forget_idle(Duration::from_secs(60));
+        assert_eq!(budget.shops_known(), 0);
     }
 
     #[tokio::test(start_paused = true)]
