@@ -420,3 +420,33 @@ async fn the_api_version_a_shop_answered_with_is_recorded() {
         "2025-10 is no longer served: answered as the oldest version served"
     );
 }
+
+#[tokio::test]
+async fn a_deposed_replica_sends_no_call() {
+    let f = fixture().await;
+    let mut shop = shop(&f, "fenced-shop.myshopify.com", 1, 1, 0).await;
+    let holds = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let fence = holds.clone();
+    shop.fence = Some(std::sync::Arc::new(move || {
+        fence.load(std::sync::atomic::Ordering::SeqCst)
+    }));
+    let info = shopbridge_gateway::shopify::wire::access::ShopInfo {};
+    f.executor
+        .send(&shop, Lane::Orders, &info, 2.0)
+        .await
+        .expect("sent while the lease is held");
+    holds.store(false, std::sync::atomic::Ordering::SeqCst);
+    let refused = f.executor.send(&shop, Lane::Orders, &info, 2.0).await;
+    assert!(
+        matches!(
+            refused,
+            Err(shopbridge_gateway::shopify::executor::CallError::Fatal {
+                kind: shopbridge_gateway::shopify::FatalKind::Deposed,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let stats = f.client.stats(&shop.domain).await.unwrap();
+    assert_eq!(stats["graphql_requests"], 1, "the second call never left");
+}
