@@ -1,0 +1,7 @@
+//! The orders service's integration tests: one binary, real NATS and PostgreSQL, Shopify simulated.
+
+mod api;
+mod get_orders;
+// Some helpers of the stack (crashes, cancellations) serve only some tests.
+#[allow(dead_code)]
+mod support;
