@@ -154,10 +154,9 @@ service_env() {
             "SHOPBRIDGE__SERVICE__ACCESS__CLIENT_ID=$APP_CLIENT_ID" \
             "SHOPBRIDGE__SERVICE__TOKENS__JWKS_URL=$jwks"
         ;;
-    listings | scheduler)
+    listings | scheduler | orders)
         printf '%s\n' "SHOPBRIDGE__SERVICE__AUTH__JWKS_URL=$jwks"
         ;;
-    orders) ;;
     esac
 }
 
