@@ -276,7 +276,9 @@ pub async fn finish(
     Ok(())
 }
 
-/// A run by its command id, locked; `None` when unknown or finished.
+/// A run by its command id, locked; `None` when unknown or finished. `NO KEY UPDATE`: page transactions hold a key
+/// share lock on the run's row from the start (the foreign key of the pages they record), so a full `FOR UPDATE`
+/// at their end would deadlock them with each other.
 async fn lock_active(
     tx: &mut Tx<'_>,
     command_id: &str,
@@ -284,7 +286,7 @@ async fn lock_active(
     let row = sqlx::query(
         "SELECT run_id, tenant_id, channel_id, shop_domain, state, total_pages, applied_pages, result_status,
                 result_error, processed, created, updated, skipped, failed
-         FROM get_orders_runs WHERE command_id = $1 FOR UPDATE",
+         FROM get_orders_runs WHERE command_id = $1 FOR NO KEY UPDATE",
     )
     .bind(command_id)
     .fetch_optional(&mut **tx)
@@ -305,13 +307,35 @@ async fn lock_active(
     Ok(Some((run, shop, row)))
 }
 
-/// An OrderPage of a run: every order through the rules and into the store.
+/// A run by its command id, not locked; `None` when unknown or finished.
+async fn peek_active(tx: &mut Tx<'_>, command_id: &str) -> sqlx::Result<Option<(RunRef, String)>> {
+    let row = sqlx::query(
+        "SELECT run_id, tenant_id, channel_id, shop_domain FROM get_orders_runs
+         WHERE command_id = $1 AND state <> 'finished'",
+    )
+    .bind(command_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|row| {
+        (
+            RunRef {
+                run_id: row.get("run_id"),
+                tenant_id: row.get("tenant_id"),
+                channel_id: row.get("channel_id"),
+            },
+            row.get("shop_domain"),
+        )
+    }))
+}
+
+/// An OrderPage of a run: every order through the rules and into the store. Pages of one run are applied several
+/// at once (the run's row is locked only at the end, to add the page's counters), each exactly once.
 pub async fn apply_page(
     tx: &mut Tx<'_>,
     page: &gw::OrderPage,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    let Some((run, shop, _)) = lock_active(tx, &page.command_id).await? else {
+    let Some((run, shop)) = peek_active(tx, &page.command_id).await? else {
         return Ok(());
     };
     let fresh = sqlx::query(
@@ -353,6 +377,10 @@ pub async fn apply_page(
                 entries.push(cannot_be_saved(order, &reasons));
             }
         }
+    }
+    // Finished meanwhile (cancelled, timed out): the orders stay, the run's report is closed.
+    if lock_active(tx, &page.command_id).await?.is_none() {
+        return Ok(());
     }
     let row = sqlx::query(
         "UPDATE get_orders_runs SET applied_pages = applied_pages + 1, processed = processed + $2,
