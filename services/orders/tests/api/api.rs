@@ -9,6 +9,7 @@ const API_ONLY: Options = Options {
     gateway: false,
     fast_timers: false,
     orders: true,
+    bulk: false,
 };
 
 #[tokio::test]

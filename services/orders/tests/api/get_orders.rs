@@ -22,6 +22,7 @@ const FULL: Options = Options {
     gateway: true,
     fast_timers: false,
     orders: true,
+    bulk: false,
 };
 
 const TAG: &str = "Received by Shopbridge";

@@ -118,6 +118,8 @@ pub struct Options {
     pub fast_timers: bool,
     /// Start orders in-process.
     pub orders: bool,
+    /// Runs fetch orders with a bulk operation (service.get_orders.bulk).
+    pub bulk: bool,
 }
 
 pub struct Stack {
@@ -357,11 +359,41 @@ impl Stack {
             &shopbridge_orders::SPEC,
             &self.orders_db.url,
             &self.namespace,
-            &[("SHOPBRIDGE__SERVICE__AUTH__JWKS_URL", jwks.as_str())],
+            &[
+                ("SHOPBRIDGE__SERVICE__AUTH__JWKS_URL", jwks.as_str()),
+                (
+                    "SHOPBRIDGE__SERVICE__GET_ORDERS__BULK",
+                    if self.options.bulk { "true" } else { "false" },
+                ),
+            ],
         );
         self.orders = Some(Service::spawn(
             shopbridge_orders::build(settings).await.expect("orders"),
         ));
+    }
+
+    /// The scheduler, in-process, offering GET_ORDERS (it learns the channel from auth's events).
+    pub async fn start_scheduler(&self) -> Service {
+        let jwks = self.jwks_url();
+        let db = TestDb::new(&shopbridge_scheduler::MIGRATOR).await;
+        let settings: shopbridge_scheduler::Settings = service_settings(
+            &shopbridge_scheduler::SPEC,
+            &db.url,
+            &self.namespace,
+            &[
+                ("SHOPBRIDGE__SERVICE__AUTH__JWKS_URL", jwks.as_str()),
+                ("SHOPBRIDGE__SERVICE__OPERATIONS", "GET_ORDERS"),
+                ("SHOPBRIDGE__SERVICE__TICK_MS", "100"),
+                ("SHOPBRIDGE__SERVICE__WATCH_POLL_MS", "100"),
+            ],
+        );
+        // The database lives as long as the test process; each test's is unique.
+        std::mem::forget(db);
+        Service::spawn(
+            shopbridge_scheduler::build(settings)
+                .await
+                .expect("scheduler"),
+        )
     }
 
     pub async fn crash_orders(&mut self) {
