@@ -162,3 +162,12 @@ CREATE TABLE data_requests (
     received_at        TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX data_requests_tenant ON data_requests (tenant_id, channel_id, received_at DESC);
+
+-- Webhook fetches per channel: at most one FetchOrders of a channel's webhooks in flight; webhooks that come
+-- meanwhile are folded into the next one (from the oldest change they name).
+CREATE TABLE webhook_fetches (
+    channel_id      UUID PRIMARY KEY,
+    in_flight       TEXT,                -- the command id of the fetch in flight
+    in_flight_since TIMESTAMPTZ,
+    pending_since   TIMESTAMPTZ          -- the oldest change of the webhooks waiting for the next fetch
+);

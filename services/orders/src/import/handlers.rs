@@ -156,7 +156,7 @@ impl Handler for GatewayHandler {
                     tracing::warn!(command_id = %result.command_id, problems = ?result.problems,
                         "orders of a webhook could not be read; the next run reconciles them");
                 }
-                Ok(())
+                webhook_fetch_done(tx, result).await.map_err(retry)
             }
             // Other services' commands.
             _ => Ok(()),
@@ -252,6 +252,119 @@ async fn tag_result(
     Ok(())
 }
 
+/// A fetch in flight longer than this is taken as lost: the next webhook sends a fetch of its own.
+const FETCH_IN_FLIGHT_MAX: Duration = Duration::seconds(60);
+
+/// Asks the gateway for the channel's orders changed since `since`, unless a fetch of the channel's webhooks is in
+/// flight: then `since` is folded into the next one, sent when that fetch's result comes. At most one webhook fetch
+/// per channel at a time, so a burst of webhooks costs a few Shopify calls, not one each. Returns whether a fetch
+/// was sent now.
+async fn webhook_fetch(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: Uuid,
+    channel: Uuid,
+    shop: &str,
+    since: chrono::DateTime<Utc>,
+    command_id: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query("INSERT INTO webhook_fetches (channel_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(channel)
+        .execute(&mut **tx)
+        .await?;
+    let row = sqlx::query(
+        "SELECT in_flight, in_flight_since FROM webhook_fetches WHERE channel_id = $1 FOR UPDATE",
+    )
+    .bind(channel)
+    .fetch_one(&mut **tx)
+    .await?;
+    let in_flight: Option<String> = row.get("in_flight");
+    let in_flight_since: Option<chrono::DateTime<Utc>> = row.get("in_flight_since");
+    let fresh = in_flight_since.is_some_and(|t| Utc::now() - t < FETCH_IN_FLIGHT_MAX);
+    if in_flight.is_some() && fresh {
+        sqlx::query(
+            "UPDATE webhook_fetches SET pending_since = LEAST(COALESCE(pending_since, $2), $2) WHERE channel_id = $1",
+        )
+        .bind(channel)
+        .bind(since)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(false);
+    }
+    send_webhook_fetch(tx, tenant, channel, shop, since, command_id).await?;
+    Ok(true)
+}
+
+async fn send_webhook_fetch(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: Uuid,
+    channel: Uuid,
+    shop: &str,
+    since: chrono::DateTime<Utc>,
+    command_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE webhook_fetches SET in_flight = $2, in_flight_since = now(), pending_since = NULL WHERE channel_id = $1",
+    )
+    .bind(channel)
+    .bind(command_id)
+    .execute(&mut **tx)
+    .await?;
+    commands::fetch_orders(
+        tx,
+        commands::Fetch {
+            command_id: command_id.to_string(),
+            tenant,
+            channel,
+            shop_domain: shop,
+            updated_since: since,
+            bulk: false,
+            page_size: 0,
+            correlation: command_id,
+        },
+    )
+    .await
+}
+
+/// The result of a webhook fetch: the next fetch goes out if webhooks came meanwhile.
+async fn webhook_fetch_done(
+    tx: &mut Transaction<'static, Postgres>,
+    result: &gw::CommandResult,
+) -> sqlx::Result<()> {
+    let Some((channel, _)) = commands::parse_webhook_command(&result.command_id) else {
+        return Ok(());
+    };
+    let row = sqlx::query(
+        "SELECT w.in_flight, w.pending_since, c.tenant_id, c.shop_domain
+         FROM webhook_fetches w JOIN channels c ON c.channel_id = w.channel_id
+         WHERE w.channel_id = $1 FOR UPDATE OF w",
+    )
+    .bind(channel)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(()) };
+    if row.get::<Option<String>, _>("in_flight").as_deref() != Some(result.command_id.as_str()) {
+        return Ok(());
+    }
+    match row.get::<Option<chrono::DateTime<Utc>>, _>("pending_since") {
+        Some(since) => {
+            let shop: String = row.get("shop_domain");
+            let next = format!(
+                "{}{channel}:after:{}",
+                commands::WEBHOOK_PREFIX,
+                Uuid::now_v7()
+            );
+            send_webhook_fetch(tx, row.get("tenant_id"), channel, &shop, since, &next).await
+        }
+        None => {
+            sqlx::query("UPDATE webhook_fetches SET in_flight = NULL, in_flight_since = NULL WHERE channel_id = $1")
+                .bind(channel)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
 /// What `orders-webhooks` delivers.
 #[derive(Debug)]
 pub enum WebhookMessage {
@@ -301,13 +414,12 @@ impl Handler for WebhookHandler {
         match &event.message {
             WebhookMessage::Order(changed) => {
                 let delivery = changed.delivery.clone().unwrap_or_default();
-                // A minute before the change, so clock differences and same-second changes are not missed.
+                // Shopify's own time of the change: the fetch reads that second again (at or after).
                 let since = changed
                     .updated_at
                     .as_ref()
                     .and_then(crate::domain::order::from_timestamp)
-                    .unwrap_or_else(Utc::now)
-                    - Duration::seconds(60);
+                    .unwrap_or_else(Utc::now);
                 for (channel, tenant) in channels_of(tx, &delivery.shop_domain)
                     .await
                     .map_err(retry)?
@@ -318,27 +430,23 @@ impl Handler for WebhookHandler {
                     if !settings.enabled {
                         continue;
                     }
-                    commands::fetch_orders(
+                    let command_id = format!(
+                        "{}{channel}:{}",
+                        commands::WEBHOOK_PREFIX,
+                        delivery.event_id
+                    );
+                    let sent = webhook_fetch(
                         tx,
-                        commands::Fetch {
-                            command_id: format!(
-                                "{}{channel}:{}",
-                                commands::WEBHOOK_PREFIX,
-                                delivery.event_id
-                            ),
-                            tenant,
-                            channel,
-                            shop_domain: &delivery.shop_domain,
-                            updated_since: since,
-                            bulk: false,
-                            page_size: 0,
-                            correlation: &delivery.event_id,
-                        },
+                        tenant,
+                        channel,
+                        &delivery.shop_domain,
+                        since,
+                        &command_id,
                     )
                     .await
                     .map_err(retry)?;
-                    tracing::info!(shop = %delivery.shop_domain, order = %changed.name, topic = %delivery.topic,
-                        "order webhook; changed orders requested");
+                    tracing::info!(shop = %delivery.shop_domain, order = %changed.name, topic = %delivery.topic, sent,
+                        "order webhook; changed orders requested (or folded into the fetch in flight)");
                 }
                 Ok(())
             }
