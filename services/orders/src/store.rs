@@ -136,6 +136,24 @@ pub async fn load(conn: &mut PgConnection, tenant: Uuid, ids: &[Uuid]) -> sqlx::
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
+/// Which of these Shopify order ids the channel holds already.
+pub async fn known(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    channel: Uuid,
+    shopify_order_ids: &[String],
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT shopify_order_id FROM orders WHERE tenant_id = $1 AND channel_id = $2 AND shopify_order_id = ANY($3)",
+    )
+    .bind(tenant)
+    .bind(channel)
+    .bind(shopify_order_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ids.into_iter().collect())
+}
+
 /// The order with this Shopify id on the channel, locked for the transaction.
 pub async fn find_for_update(
     conn: &mut PgConnection,
@@ -252,60 +270,80 @@ pub async fn update(
     write_children(conn, id, order, erased).await
 }
 
+/// Lines and addresses in one statement each (arrays unnested), whatever the order's size.
 async fn write_children(
     conn: &mut PgConnection,
     id: Uuid,
     order: &StoredOrder,
     erased: bool,
 ) -> sqlx::Result<()> {
-    for (position, l) in order.lines.iter().enumerate() {
+    if !order.lines.is_empty() {
+        let l = &order.lines;
+        let positions: Vec<i32> = (0..l.len() as i32).collect();
+        let col = |f: fn(&crate::domain::order::Line) -> Option<String>| -> Vec<Option<String>> {
+            l.iter().map(f).collect()
+        };
         sqlx::query(
-            "INSERT INTO order_lines (order_id, position, shopify_line_item_id, shopify_variant_id, sku, title, quantity,
-                                      fulfillable_quantity, unit_price, currency, digital, custom_attributes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::numeric, $10, $11, $12)",
+            "INSERT INTO order_lines (order_id, position, shopify_line_item_id, shopify_variant_id, sku, title,
+                                      quantity, fulfillable_quantity, unit_price, currency, digital, custom_attributes)
+             SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                                      $8::bigint[], $9::numeric[], $10::text[], $11::bool[], $12::jsonb[])",
         )
         .bind(id)
-        .bind(position as i32)
-        .bind(&l.shopify_line_item_id)
-        .bind(&l.shopify_variant_id)
-        .bind(&l.sku)
-        .bind(&l.title)
-        .bind(l.quantity)
-        .bind(l.fulfillable_quantity)
-        .bind(&l.unit_price)
-        .bind(&l.currency)
-        .bind(l.digital)
-        .bind(l.custom_attributes.as_ref().map(sqlx::types::Json))
+        .bind(&positions)
+        .bind(col(|x| Some(x.shopify_line_item_id.clone())))
+        .bind(col(|x| Some(x.shopify_variant_id.clone())))
+        .bind(col(|x| x.sku.clone()))
+        .bind(col(|x| x.title.clone()))
+        .bind(l.iter().map(|x| x.quantity).collect::<Vec<Option<i64>>>())
+        .bind(l.iter().map(|x| x.fulfillable_quantity).collect::<Vec<i64>>())
+        .bind(col(|x| x.unit_price.clone()))
+        .bind(col(|x| Some(x.currency.clone())))
+        .bind(l.iter().map(|x| x.digital).collect::<Vec<bool>>())
+        .bind(
+            l.iter()
+                .map(|x| x.custom_attributes.as_ref().map(sqlx::types::Json))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *conn)
         .await?;
     }
     if erased {
         return Ok(());
     }
-    for (kind, address) in [("billing", &order.billing), ("shipping", &order.shipping)] {
-        let Some(a) = address else { continue };
-        sqlx::query(
-            "INSERT INTO order_addresses (order_id, kind, name, first_name, last_name, company, address1, address2, city,
-                                          province_code, zip, country_code, phone, email)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(id)
-        .bind(kind)
-        .bind(&a.name)
-        .bind(&a.first_name)
-        .bind(&a.last_name)
-        .bind(&a.company)
-        .bind(&a.address1)
-        .bind(&a.address2)
-        .bind(&a.city)
-        .bind(&a.province_code)
-        .bind(&a.zip)
-        .bind(&a.country_code)
-        .bind(&a.phone)
-        .bind(&a.email)
-        .execute(&mut *conn)
-        .await?;
+    let addresses: Vec<(&str, &crate::domain::order::Address)> =
+        [("billing", &order.billing), ("shipping", &order.shipping)]
+            .into_iter()
+            .filter_map(|(kind, a)| a.as_ref().map(|a| (kind, a)))
+            .collect();
+    if addresses.is_empty() {
+        return Ok(());
     }
+    let col = |f: fn(&crate::domain::order::Address) -> Option<String>| -> Vec<Option<String>> {
+        addresses.iter().map(|(_, a)| f(a)).collect()
+    };
+    sqlx::query(
+        "INSERT INTO order_addresses (order_id, kind, name, first_name, last_name, company, address1, address2, city,
+                                      province_code, zip, country_code, phone, email)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                                  $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])",
+    )
+    .bind(id)
+    .bind(addresses.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>())
+    .bind(col(|a| a.name.clone()))
+    .bind(col(|a| a.first_name.clone()))
+    .bind(col(|a| a.last_name.clone()))
+    .bind(col(|a| a.company.clone()))
+    .bind(col(|a| a.address1.clone()))
+    .bind(col(|a| a.address2.clone()))
+    .bind(col(|a| a.city.clone()))
+    .bind(col(|a| a.province_code.clone()))
+    .bind(col(|a| a.zip.clone()))
+    .bind(col(|a| a.country_code.clone()))
+    .bind(col(|a| a.phone.clone()))
+    .bind(col(|a| a.email.clone()))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

@@ -76,8 +76,25 @@ pub async fn apply(
     ctx: &Context<'_>,
     order: &gw::Order,
 ) -> sqlx::Result<Applied> {
+    apply_known(tx, ctx, order, true).await
+}
+
+/// [`apply`], told whether the order may be stored already (`false`: it was not a moment ago, so it is inserted
+/// without looking it up; an insert that finds it there meanwhile falls back to the update).
+pub async fn apply_known(
+    tx: &mut Transaction<'_, Postgres>,
+    ctx: &Context<'_>,
+    order: &gw::Order,
+    maybe_stored: bool,
+) -> sqlx::Result<Applied> {
+    let mut look = maybe_stored;
     for _ in 0..2 {
-        let existing = store::find_for_update(tx, ctx.tenant, ctx.channel, &order.id).await?;
+        let existing = if look {
+            store::find_for_update(tx, ctx.tenant, ctx.channel, &order.id).await?
+        } else {
+            None
+        };
+        look = true;
         let Some(existing) = existing else {
             if let Some(skip) = rules::skip_reason(order, ctx.settings, ctx.now) {
                 return Ok(Applied::Skipped(skip));

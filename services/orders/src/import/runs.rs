@@ -362,9 +362,11 @@ pub async fn apply_page(
     };
     let mut c = Counters::default();
     let mut entries = Vec::new();
+    let ids: Vec<String> = page.orders.iter().map(|o| o.id.clone()).collect();
+    let known = crate::store::known(tx, run.tenant_id, run.channel_id, &ids).await?;
     for order in &page.orders {
         c.processed += 1;
-        match apply::apply(tx, &ctx, order).await? {
+        match apply::apply_known(tx, &ctx, order, known.contains(&order.id)).await? {
             Applied::Created => c.created += 1,
             Applied::Updated => c.updated += 1,
             Applied::Unchanged | Applied::Stale => c.skipped += 1,
