@@ -596,7 +596,11 @@ impl Stack {
     /// Subscribes the shop's order webhooks to the gateway (what RegisterWebhooks does once the gateway's
     /// `service.webhooks.topics` lists them).
     pub async fn subscribe_order_webhooks(&self) {
-        let uri = self.webhooks_url();
+        self.subscribe_order_webhooks_at(&self.webhooks_url()).await
+    }
+
+    /// Subscribes the shop's order webhooks to `uri`.
+    pub async fn subscribe_order_webhooks_at(&self, uri: &str) {
         for topic in ["ORDERS_CREATE", "ORDERS_UPDATED"] {
             let (status, body) = self
                 .sim_client
