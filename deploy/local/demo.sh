@@ -115,6 +115,19 @@ cli run get-orders --channel "$channel" --wait || die "Get Orders did not succee
 cli orders list --channel "$channel"
 imported="$(cli orders list --channel "$channel" -o json | json 'd["total"]')"
 
+step "Real time: an order placed now comes in through its orders/create webhook, without a run"
+curl -fsS -X POST "http://127.0.0.1:$SIM_PORT/_sim/shops/$SHOP/orders/custom" -H 'content-type: application/json' \
+    -d '{"lines": [{"sku": "DEMO-MUG", "title": "Demo mug", "price": "9.90"}]}' >/dev/null ||
+    die "the simulator refused the webhook demo order"
+for _ in $(seq 1 100); do
+    now_total="$(cli orders list --channel "$channel" -o json | json 'd["total"]')"
+    [[ $now_total -gt $imported ]] && break
+    sleep 0.2
+done
+[[ $now_total -gt $imported ]] || die "the webhook order did not arrive within 20 s; see .local/system/logs/orders.log"
+echo "orders now: $now_total (one came by webhook)"
+imported="$now_total"
+
 cat <<EOF
 
 $(printf '\033[1m')Demo complete.$(printf '\033[0m') The system keeps running until 'make down'.
