@@ -64,8 +64,9 @@ pub enum Command {
     /// The catalog: listings, their variants and links to Shopify
     #[command(subcommand)]
     Listings(ListingsCommand),
-    /// Orders (not available in this deployment yet)
-    Orders(OrdersArgs),
+    /// Orders imported from Shopify: `orders list`, `orders show ORDER`
+    #[command(subcommand)]
+    Orders(OrdersCommand),
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +84,9 @@ pub struct ConfigureArgs {
     /// The listings service's gRPC URL, e.g. http://127.0.0.1:50052
     #[arg(long, value_name = "URL")]
     pub listings_url: Option<String>,
+    /// The orders service's gRPC URL, e.g. http://127.0.0.1:50053
+    #[arg(long, value_name = "URL")]
+    pub orders_url: Option<String>,
     /// The API client's id (from `shopbridge-auth bootstrap-admin` or AdminService.CreateApiClient)
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
@@ -351,10 +355,40 @@ pub enum ListingStatusArg {
     Paused,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// List orders that match every filter given, oldest import first
+    List(OrdersListArgs),
+    /// Show one order with its lines, addresses and import history
+    Show {
+        /// Our order id, or a Shopify order GID (gid://shopify/Order/<id>) with --channel
+        id: String,
+        /// The channel (name or id), with a Shopify GID
+        #[arg(long)]
+        channel: Option<String>,
+    },
+}
+
 #[derive(Debug, Args)]
-pub struct OrdersArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
+pub struct OrdersListArgs {
+    /// The channel: its name or id
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Shopify's fulfillment status, e.g. unfulfilled, partially_fulfilled, fulfilled
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Shopify's financial status, e.g. paid, pending, authorized
+    #[arg(long)]
+    pub financial: Option<String>,
+    /// Words in the order's name or a line's SKU
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Imported at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// At most this many orders
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
 }
 
 #[cfg(test)]

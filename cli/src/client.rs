@@ -19,6 +19,7 @@ use shopbridge_proto::{
         token_service_client::TokenServiceClient,
     },
     listings::listings_service_client::ListingsServiceClient,
+    orders::orders_service_client::OrdersServiceClient,
     scheduler::scheduler_service_client::SchedulerServiceClient,
 };
 use tonic::{
@@ -68,6 +69,7 @@ pub struct Ctx {
     pub auth: Endpoint,
     pub scheduler: Endpoint,
     pub listings: Endpoint,
+    pub orders: Endpoint,
     token: Mutex<Option<Token>>,
     /// One connection per service, shared by its clients.
     connections: Mutex<HashMap<&'static str, Channel>>,
@@ -92,6 +94,10 @@ impl Ctx {
                 service: "listings",
                 url: config.listings_url.clone(),
             },
+            orders: Endpoint {
+                service: "orders",
+                url: config.orders_url.clone(),
+            },
             config,
             format,
             token: Mutex::new(None),
@@ -111,6 +117,11 @@ impl Ctx {
     pub async fn scheduler(&self) -> Result<SchedulerServiceClient<Authed>, CliError> {
         let (channel, bearer) = self.authed(&self.scheduler).await?;
         Ok(SchedulerServiceClient::with_interceptor(channel, bearer))
+    }
+
+    pub async fn orders(&self) -> Result<OrdersServiceClient<Authed>, CliError> {
+        let (channel, bearer) = self.authed(&self.orders).await?;
+        Ok(OrdersServiceClient::with_interceptor(channel, bearer))
     }
 
     pub async fn listings(&self) -> Result<ListingsServiceClient<Authed>, CliError> {

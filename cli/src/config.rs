@@ -20,12 +20,14 @@ pub const CONFIG_ENV: &str = "SHOPBRIDGE_CLI_CONFIG";
 pub const AUTH_URL_ENV: &str = "SHOPBRIDGE_CLI_AUTH_URL";
 pub const SCHEDULER_URL_ENV: &str = "SHOPBRIDGE_CLI_SCHEDULER_URL";
 pub const LISTINGS_URL_ENV: &str = "SHOPBRIDGE_CLI_LISTINGS_URL";
+pub const ORDERS_URL_ENV: &str = "SHOPBRIDGE_CLI_ORDERS_URL";
 pub const CLIENT_ID_ENV: &str = "SHOPBRIDGE_CLI_CLIENT_ID";
 pub const CLIENT_SECRET_ENV: &str = "SHOPBRIDGE_CLI_CLIENT_SECRET";
 
 /// The gRPC listen addresses in the services' built-in defaults.
 pub const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:50051";
 pub const DEFAULT_LISTINGS_URL: &str = "http://127.0.0.1:50052";
+pub const DEFAULT_ORDERS_URL: &str = "http://127.0.0.1:50053";
 pub const DEFAULT_SCHEDULER_URL: &str = "http://127.0.0.1:50055";
 
 /// The file as written by `shopbridge configure`; every key is optional.
@@ -48,11 +50,16 @@ pub struct Endpoints {
     pub scheduler: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listings: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<String>,
 }
 
 impl Endpoints {
     fn is_empty(&self) -> bool {
-        self.auth.is_none() && self.scheduler.is_none() && self.listings.is_none()
+        self.auth.is_none()
+            && self.scheduler.is_none()
+            && self.listings.is_none()
+            && self.orders.is_none()
     }
 }
 
@@ -79,6 +86,7 @@ pub struct Config {
     pub auth_url: String,
     pub scheduler_url: String,
     pub listings_url: String,
+    pub orders_url: String,
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
 }
@@ -182,6 +190,7 @@ impl Config {
                 file.endpoints.listings,
                 DEFAULT_LISTINGS_URL,
             ),
+            orders_url: pick(ORDERS_URL_ENV, file.endpoints.orders, DEFAULT_ORDERS_URL),
             client_id: non_empty_env(CLIENT_ID_ENV).or(file.credentials.client_id),
             client_secret: non_empty_env(CLIENT_SECRET_ENV)
                 .or(file.credentials.client_secret)

@@ -57,12 +57,12 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Configure(args) => commands::configure::run(config_flag, args, cli.output),
         Command::Channels(cmd) => commands::channels::run(&ctx()?, cmd).await,
         Command::Settings(cmd) => commands::settings::run(&ctx()?, cmd).await,
-        Command::Mapping(cmd) => commands::mapping::run(cmd),
+        Command::Mapping(cmd) => commands::mapping::run(&ctx()?, cmd).await,
         Command::Run(args) => commands::run::run(&ctx()?, args).await,
         Command::Runs(args) => commands::runs::run(&ctx()?, args).await,
         Command::Logs(args) => commands::logs::run(&ctx()?, args).await,
         Command::Schedule(cmd) => commands::schedule::run(&ctx()?, cmd).await,
         Command::Listings(cmd) => commands::listings::run(&ctx()?, cmd).await,
-        Command::Orders(_) => commands::orders::run(),
+        Command::Orders(cmd) => commands::orders::run(&ctx()?, cmd).await,
     }
 }

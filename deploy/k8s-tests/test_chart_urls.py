@@ -167,7 +167,7 @@ def test_each_service_reaches_the_right_service_on_the_right_port(release: str, 
 def test_the_webhook_callback_follows_the_ingress() -> None:
     gateway = config_of(objects(rendered("acme", "ingress")), "gateway")
     assert gateway["service"]["webhooks"]["callback_url"] == "https://hooks.acme.example/shopify/webhooks"
-    assert gateway["service"]["webhooks"]["topics"] == ["app/uninstalled"]
+    assert gateway["service"]["webhooks"]["topics"] == ["app/uninstalled", "orders/create", "orders/updated"]
     assert config_of(objects(rendered("acme", "defaults")), "gateway")["service"]["webhooks"]["callback_url"] == ""
 
 
@@ -209,6 +209,7 @@ def test_a_disabled_auth_needs_its_urls_set() -> None:
                                            "tokens": {"jwks_url": elsewhere}}}},
         "listings": {"config": {"service": {"auth": {"jwks_url": elsewhere}}}},
         "scheduler": {"config": {"service": {"auth": {"jwks_url": elsewhere}}}},
+        "orders": {"config": {"service": {"auth": {"jwks_url": elsewhere}}}},
     }}))
     assert config_of(objs, "listings")["service"]["auth"]["jwks_url"] == elsewhere
 
@@ -348,6 +349,6 @@ def test_notes_say_when_the_gateway_has_its_identity_and_where_webhooks_go() -> 
                    name="acme")["shopbridge/templates/NOTES.txt"]
     assert "bootstrap-gateway" not in notes and 'client_id is "gw"' in notes
     notes = rendered("acme", "ingress")["shopbridge/templates/NOTES.txt"]
-    assert "app/uninstalled at https://hooks.acme.example/shopify/webhooks" in notes
+    assert "app/uninstalled, orders/create, orders/updated at https://hooks.acme.example/shopify/webhooks" in notes
     notes = rendered("acme", "defaults")["shopbridge/templates/NOTES.txt"]
     assert "No webhook subscriptions are registered" in notes

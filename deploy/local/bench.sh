@@ -10,6 +10,8 @@ declare -A BENCHES=(
   [gateway]="cargo bench -p shopbridge-gateway --bench budget"
   [shopify-sim]="cargo run --release -p shopify-sim --bin sim-bench"
   # The gateway runs as its own process in it: its release binary is built first.
+  # Get Orders: the gateway runs as its own process here too.
+  [orders]="cargo build --release -p shopbridge-gateway --bin shopbridge-gateway && cargo bench -p shopbridge-orders --bench import"
   [import]="cargo build --release -p shopbridge-gateway --bin shopbridge-gateway && cargo bench -p shopbridge-listings --bench import"
 )
 only=${1:-}

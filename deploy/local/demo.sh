@@ -13,6 +13,7 @@ SHOP="${SHOPBRIDGE_DEMO_SHOP:-demo-store.myshopify.com}"
 AUTH_GRPC="${SHOPBRIDGE_DEMO_AUTH_GRPC_PORT:-50051}"
 AUTH_HTTP="${SHOPBRIDGE_DEMO_AUTH_HTTP_PORT:-8081}"
 LISTINGS_GRPC="${SHOPBRIDGE_DEMO_LISTINGS_GRPC_PORT:-50052}"
+ORDERS_GRPC="${SHOPBRIDGE_DEMO_ORDERS_GRPC_PORT:-50053}"
 SCHEDULER_GRPC="${SHOPBRIDGE_DEMO_SCHEDULER_GRPC_PORT:-50055}"
 SIM_PORT="${SHOPBRIDGE_DEMO_SIM_PORT:-8787}"
 
@@ -37,7 +38,7 @@ if [[ ! -s $STATE/admin-client-id ]]; then
         awk '/^client_secret:/ {print $2}' <<<"$out" >"$STATE/admin-client-secret")
 fi
 cli configure --auth-url "http://127.0.0.1:$AUTH_GRPC" --scheduler-url "http://127.0.0.1:$SCHEDULER_GRPC" \
-    --listings-url "http://127.0.0.1:$LISTINGS_GRPC" --client-id "$(cat "$STATE/admin-client-id")" \
+    --listings-url "http://127.0.0.1:$LISTINGS_GRPC" --orders-url "http://127.0.0.1:$ORDERS_GRPC" --client-id "$(cat "$STATE/admin-client-id")" \
     --client-secret-stdin <"$STATE/admin-client-secret"
 
 step "Create a Shopify channel"
@@ -93,13 +94,48 @@ echo
 echo "listings created by the import (paused for review): $created"
 cli listings list --run "$run" --limit 5
 
+step "Get Orders: customers place orders in the store; a run imports them and tags them in Shopify"
+# The seeded orders are dated 2025-10, outside any Get Orders window: these are placed now.
+for n in 1 2 3 4 5; do
+    curl -fsS -X POST "http://127.0.0.1:$SIM_PORT/_sim/shops/$SHOP/orders/custom" -H 'content-type: application/json' \
+        -d "{\"lines\": [{\"sku\": \"DEMO-TEE-$n\", \"title\": \"Demo tee $n\", \"quantity\": $n, \"price\": \"19.90\"}],
+             \"customer\": {\"first_name\": \"Customer\", \"last_name\": \"$n\", \"email\": \"customer$n@example.com\"},
+             \"shipping_lines\": [\"Standard\"]}" >/dev/null || die "the simulator refused a demo order"
+done
+orders_settings="$STATE/get-orders.yaml"
+cat >"$orders_settings" <<'YAML'
+enabled: true
+fulfillment_statuses: [unfulfilled, partially_fulfilled]
+financial_statuses: [any]
+tag_after_import: "Received by Shopbridge"
+updated_within_days: 14
+YAML
+cli settings set get-orders --channel "$channel" -f "$orders_settings"
+cli run get-orders --channel "$channel" --wait || die "Get Orders did not succeed (exit $?)"
+cli orders list --channel "$channel"
+imported="$(cli orders list --channel "$channel" -o json | json 'd["total"]')"
+
+step "Real time: an order placed now comes in through its orders/create webhook, without a run"
+curl -fsS -X POST "http://127.0.0.1:$SIM_PORT/_sim/shops/$SHOP/orders/custom" -H 'content-type: application/json' \
+    -d '{"lines": [{"sku": "DEMO-MUG", "title": "Demo mug", "price": "9.90"}]}' >/dev/null ||
+    die "the simulator refused the webhook demo order"
+for _ in $(seq 1 100); do
+    now_total="$(cli orders list --channel "$channel" -o json | json 'd["total"]')"
+    [[ $now_total -gt $imported ]] && break
+    sleep 0.2
+done
+[[ $now_total -gt $imported ]] || die "the webhook order did not arrive within 20 s; see .local/system/logs/orders.log"
+echo "orders now: $now_total (one came by webhook)"
+imported="$now_total"
+
 cat <<EOF
 
 $(printf '\033[1m')Demo complete.$(printf '\033[0m') The system keeps running until 'make down'.
 
   What happened: tenant 'demo' got an admin API client; channel '$CHANNEL_NAME' was connected to $SHOP by OAuth
   through the Shopify simulator; Import Listings ($run) pulled the store's catalog through shopify-gateway
-  (bulk export, cost budget) into listings: $created listings created, paused.
+  (bulk export, cost budget) into listings: $created listings created, paused. Get Orders imported $imported
+  orders placed in the store and tagged them "Received by Shopbridge" in Shopify.
 
   Try next (in this shell):
     export SHOPBRIDGE_CLI_CONFIG=.local/system/state/cli.toml
@@ -109,9 +145,12 @@ $(printf '\033[1m')Demo complete.$(printf '\033[0m') The system keeps running un
     $BIN_REL/shopbridge schedule set --channel "$CHANNEL_NAME" --operation import-listings --every 15m
     $BIN_REL/shopbridge run import-listings --channel "$CHANNEL_NAME" --wait     # a second run links, creates nothing new
     $BIN_REL/shopbridge runs --channel "$CHANNEL_NAME"
+    $BIN_REL/shopbridge orders list --channel "$CHANNEL_NAME"
+    $BIN_REL/shopbridge settings get get-orders --channel "$CHANNEL_NAME"
+    $BIN_REL/shopbridge mapping get get-orders --channel "$CHANNEL_NAME"
     curl -X POST http://127.0.0.1:$SIM_PORT/_sim/shops/$SHOP/uninstall   # the store uninstalls the app: the channel disconnects
 
-  Metrics (Prometheus):  http://127.0.0.1:8081/metrics (auth)  :8082 (listings)  :8084 (gateway)  :8085 (scheduler)
+  Metrics (Prometheus):  http://127.0.0.1:8081/metrics (auth)  :8082 (listings)  :8083 (orders)  :8084 (gateway)  :8085 (scheduler)
   Logs:                  .local/system/logs/<service>.log
   Stop everything:       make down
 EOF

@@ -152,12 +152,12 @@ service_env() {
             "SHOPBRIDGE__SERVICE__AUTH__CLIENT_ID=$(cat "$STATE/gateway-client-id")" \
             "SHOPBRIDGE__SERVICE__AUTH__CLIENT_SECRET=$(cat "$STATE/gateway-client-secret")" \
             "SHOPBRIDGE__SERVICE__ACCESS__CLIENT_ID=$APP_CLIENT_ID" \
-            "SHOPBRIDGE__SERVICE__TOKENS__JWKS_URL=$jwks"
+            "SHOPBRIDGE__SERVICE__TOKENS__JWKS_URL=$jwks" \
+            "SHOPBRIDGE_CONFIG=$STATE/gateway.toml"
         ;;
-    listings | scheduler)
+    listings | scheduler | orders)
         printf '%s\n' "SHOPBRIDGE__SERVICE__AUTH__JWKS_URL=$jwks"
         ;;
-    orders) ;;
     esac
 }
 
@@ -205,6 +205,9 @@ cmd_up() {
     wait_for shopify-sim "$LOGS/shopify-sim.log" grep -qs "access_token" "$LOGS/shopify-sim.log"
 
     bootstrap_gateway_identity
+    # Lists cannot come from the environment: the gateway's webhook topics (orders/* feed Get Orders in real time)
+    # are in a file layered over its defaults.
+    printf '[service.webhooks]\ntopics = ["app/uninstalled", "orders/create", "orders/updated"]\n' >"$STATE/gateway.toml"
     local svc
     for svc in "${SERVICES[@]}"; do start_service "$svc"; done
     for svc in "${SERVICES[@]}"; do

@@ -16,6 +16,7 @@ pub use shopbridge::auth::v1 as auth;
 pub use shopbridge::common::v1 as common;
 pub use shopbridge::gateway::v1 as gateway;
 pub use shopbridge::listings::v1 as listings;
+pub use shopbridge::orders::v1 as orders;
 pub use shopbridge::platform::v1 as platform;
 pub use shopbridge::runs::v1 as runs;
 pub use shopbridge::scheduler::v1 as scheduler;

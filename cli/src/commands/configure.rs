@@ -20,6 +20,7 @@ struct ConfigView {
     auth_url: String,
     scheduler_url: String,
     listings_url: String,
+    orders_url: String,
     client_id: Option<String>,
     client_secret_set: bool,
 }
@@ -47,6 +48,7 @@ pub fn run(flag: Option<&Path>, args: ConfigureArgs, format: Format) -> Result<E
             &mut file.endpoints.scheduler,
         ),
         ("listings", args.listings_url, &mut file.endpoints.listings),
+        ("orders", args.orders_url, &mut file.endpoints.orders),
     ] {
         if let Some(url) = value {
             let url = url.trim().trim_end_matches('/').to_string();
@@ -74,6 +76,7 @@ pub fn run(flag: Option<&Path>, args: ConfigureArgs, format: Format) -> Result<E
         auth_url: config.auth_url,
         scheduler_url: config.scheduler_url,
         listings_url: config.listings_url,
+        orders_url: config.orders_url,
         client_id: config.client_id,
         client_secret_set: config
             .client_secret
@@ -90,6 +93,7 @@ pub fn run(flag: Option<&Path>, args: ConfigureArgs, format: Format) -> Result<E
             ("auth", view.auth_url.clone()),
             ("scheduler", view.scheduler_url.clone()),
             ("listings", view.listings_url.clone()),
+            ("orders", view.orders_url.clone()),
             (
                 "client id",
                 view.client_id.clone().unwrap_or_else(|| "(not set)".into()),

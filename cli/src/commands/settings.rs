@@ -166,13 +166,13 @@ fn only_import_listings(operation: OperationArg) -> Result<(), CliError> {
         return Ok(());
     }
     Err(CliError::not_available(format!(
-        "settings of {} are not available in this deployment yet: only import-listings has settings (`shopbridge \
-         settings get import-listings --channel C`)",
+        "settings of {} are not available in this deployment yet: only import-listings and get-orders have \
+         settings (`shopbridge settings get import-listings --channel C`)",
         operation.name()
     )))
 }
 
-fn read_source(file: &Path) -> Result<(String, String), CliError> {
+pub fn read_source(file: &Path) -> Result<(String, String), CliError> {
     if file == Path::new("-") {
         return Ok((
             super::read_stdin("the settings")?,
@@ -186,6 +186,15 @@ fn read_source(file: &Path) -> Result<(String, String), CliError> {
 
 pub async fn run(ctx: &Ctx, cmd: SettingsCommand) -> Result<Exit, CliError> {
     match cmd {
+        SettingsCommand::Get {
+            operation: OperationArg::GetOrders,
+            channel,
+        } => super::orders::settings_get(ctx, &channel).await,
+        SettingsCommand::Set {
+            operation: OperationArg::GetOrders,
+            channel,
+            file,
+        } => super::orders::settings_set(ctx, &channel, &file).await,
         SettingsCommand::Get { operation, channel } => {
             only_import_listings(operation)?;
             let channel_id = channels::resolve_id(ctx, &channel).await?;

@@ -112,8 +112,6 @@ async fn what_this_deployment_lacks_is_exit_code_8_and_changes_nothing() {
             "-f",
             yaml.to_str().unwrap(),
         ],
-        vec!["orders"],
-        vec!["orders", "list", "--status", "open"],
         vec!["settings", "get", "sync-orders", "--channel", "main"],
     ] {
         let run = cli.run(&args).await;

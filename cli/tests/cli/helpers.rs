@@ -337,6 +337,57 @@ impl ListingsStack {
     }
 }
 
+/// The orders service beside auth (no gateway: its API alone), for Get Orders settings, mapping and order queries.
+pub struct OrdersStack {
+    pub auth: Auth,
+    pub db: TestDb,
+    pub addr: SocketAddr,
+    cancel: CancellationToken,
+}
+
+impl OrdersStack {
+    pub async fn start() -> Self {
+        let auth = Auth::start().await;
+        let db = TestDb::new(&shopbridge_orders::MIGRATOR).await;
+        let jwks_url = format!(
+            "http://{}{}",
+            auth.http_addr,
+            shopbridge_platform::auth_token::JWKS_PATH
+        );
+        let settings: shopbridge_orders::Settings = service_settings(
+            &shopbridge_orders::SPEC,
+            &db.url,
+            &auth.nats.namespace,
+            &[("SHOPBRIDGE__SERVICE__AUTH__JWKS_URL", &jwks_url)],
+        );
+        let app = shopbridge_orders::build(settings)
+            .await
+            .expect("build orders");
+        let addr = app.grpc_addr();
+        let cancel = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(cancel.clone()));
+        Self {
+            auth,
+            db,
+            addr,
+            cancel,
+        }
+    }
+
+    pub fn cli(&self) -> Cli {
+        self.auth.cli().env(
+            "SHOPBRIDGE_CLI_ORDERS_URL",
+            &format!("http://{}", self.addr),
+        )
+    }
+
+    pub async fn finish(self) {
+        self.cancel.cancel();
+        self.db.drop_db().await;
+        self.auth.finish().await;
+    }
+}
+
 /// The `shopbridge` binary with a config file of its own (in a fresh directory) and no inherited CLI settings.
 pub struct Cli {
     pub dir: PathBuf,

@@ -5,4 +5,5 @@ mod channels;
 mod errors;
 mod helpers;
 mod listings;
+mod orders;
 mod runs;

@@ -217,7 +217,7 @@ Args: dict root, name. Use: include ... | fromJsonArray.
 {{- $urls = append $urls (dict "key" "auth.url" "url" $auth "required" true) -}}
 {{- $urls = append $urls (dict "key" "tokens.jwks_url" "url" $jwks "required" true) -}}
 {{- $urls = append $urls (dict "key" "webhooks.callback_url" "url" (include "shopbridge.webhookCallbackUrl" $root) "required" false) -}}
-{{- else if or (eq .name "listings") (eq .name "scheduler") -}}
+{{- else if or (eq .name "listings") (eq .name "scheduler") (eq .name "orders") -}}
 {{- $urls = append $urls (dict "key" "auth.jwks_url" "url" $jwks "required" true) -}}
 {{- end -}}
 {{- toJson $urls -}}

@@ -28,9 +28,13 @@ pub mod scopes {
     pub const LISTINGS_READ: &str = "listings:read";
     /// Change listings and operation settings (listings).
     pub const LISTINGS_WRITE: &str = "listings:write";
+    /// Query orders and read Get Orders settings, mappings and data requests (orders).
+    pub const ORDERS_READ: &str = "orders:read";
+    /// Change Get Orders settings and mappings (orders).
+    pub const ORDERS_WRITE: &str = "orders:write";
 
     /// What an operator's admin client gets (`bootstrap-admin`); `credentials:read` is deliberately not among them.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 10] = [
         CHANNELS_READ,
         CHANNELS_WRITE,
         CLIENTS_WRITE,
@@ -39,6 +43,8 @@ pub mod scopes {
         RUNS_WRITE,
         LISTINGS_READ,
         LISTINGS_WRITE,
+        ORDERS_READ,
+        ORDERS_WRITE,
     ];
 }
 

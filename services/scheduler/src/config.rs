@@ -206,9 +206,12 @@ mod tests {
     }
 
     #[test]
-    fn the_defaults_load_and_offer_import_listings_only() {
+    fn the_defaults_load_and_offer_import_listings_and_get_orders() {
         let s = load(&[]).unwrap();
-        assert_eq!(s.service.operations, vec![Operation::ImportListings]);
+        assert_eq!(
+            s.service.operations,
+            vec![Operation::ImportListings, Operation::GetOrders]
+        );
         assert_eq!(s.service.start_timeout_secs, 120);
         assert_eq!(s.service.leader.lease_secs, 15);
     }

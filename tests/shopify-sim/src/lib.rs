@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod hmac;
 pub mod model;
 pub mod oauth;
+pub mod order_model;
 pub mod routes;
 pub mod schema;
 pub mod search;

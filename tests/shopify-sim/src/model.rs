@@ -399,6 +399,8 @@ pub struct Store {
     pub events: Vec<Event>,
     /// Asynchronous productSet operations: id -> product.
     pub product_ops: BTreeMap<u64, Option<u64>>,
+    /// The order model beyond the core (customer, billing address, digital lines, ...): `order_model`.
+    pub order_extras: HashMap<u64, crate::order_model::OrderExtras>,
 }
 
 /// Quantity names that can be read (`InventoryLevel.quantities(names:)`).
@@ -440,6 +442,7 @@ impl Store {
             variant_creations: Vec::new(),
             events: Vec::new(),
             product_ops: BTreeMap::new(),
+            order_extras: HashMap::new(),
         };
         // Ids start in the range real shops use, derived from the domain so two shops differ.
         s.next_id = 7_000_000_000_000 + s.domain_offset();
@@ -572,6 +575,20 @@ impl Store {
 
     /// OrderDisplayFulfillmentStatus derived from the fulfillment orders.
     pub fn order_fulfillment_status(&self, o: &Order) -> &'static str {
+        // Held or scheduled work shows on the order (Shopify's ON_HOLD / SCHEDULED display statuses).
+        for status in ["ON_HOLD", "SCHEDULED"] {
+            if o.fulfillment_order_ids
+                .iter()
+                .filter_map(|f| self.fulfillment_orders.get(f))
+                .any(|fo| fo.status == status)
+            {
+                return if status == "ON_HOLD" {
+                    "ON_HOLD"
+                } else {
+                    "SCHEDULED"
+                };
+            }
+        }
         let (mut total, mut remaining) = (0, 0);
         for fo in o
             .fulfillment_order_ids

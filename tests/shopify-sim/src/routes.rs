@@ -30,6 +30,18 @@ pub fn router(sim: Arc<Sim>) -> Router {
             get(crate::control::orders).post(crate::control::create_order),
         )
         .route(
+            "/_sim/shops/{domain}/orders/custom",
+            post(crate::order_model::create_custom_order),
+        )
+        .route(
+            "/_sim/shops/{domain}/orders/{id}/change",
+            post(crate::order_model::change_order),
+        )
+        .route(
+            "/_sim/shops/{domain}/compliance",
+            post(crate::order_model::send_compliance),
+        )
+        .route(
             "/_sim/shops/{domain}/products",
             get(crate::control::products),
         )

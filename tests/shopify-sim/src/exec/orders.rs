@@ -167,7 +167,37 @@ pub fn field(cx: &Ctx<'_>, k: &K, name: &str, args: &Map<String, Value>) -> R {
                 "totalTaxSet" | "totalShippingPriceSet" | "totalDiscountsSet" => {
                     V::Json(money_bag("0.0", &st.currency))
                 }
-                "shippingAddress" | "billingAddress" => V::Json(o.shipping_address.clone()),
+                "shippingAddress"
+                    if st
+                        .order_extras
+                        .get(id)
+                        .is_some_and(|x| x.no_shipping_address) =>
+                {
+                    V::Null
+                }
+                "billingAddress" => V::Json(
+                    st.order_extras
+                        .get(id)
+                        .and_then(|x| x.billing_address.clone())
+                        .unwrap_or_else(|| o.shipping_address.clone()),
+                ),
+                "customer" => V::Json(
+                    st.order_extras
+                        .get(id)
+                        .map(|x| x.customer_json())
+                        .unwrap_or_default(),
+                ),
+                "shippingLine" => V::Json(
+                    st.order_extras
+                        .get(id)
+                        .and_then(|x| {
+                            x.shipping_lines
+                                .first()
+                                .map(|t| json!({"title": t, "code": t}))
+                        })
+                        .unwrap_or_default(),
+                ),
+                "shippingAddress" => V::Json(o.shipping_address.clone()),
                 "lineItems" => paginate(
                     o.line_items
                         .iter()
@@ -214,7 +244,21 @@ pub fn field(cx: &Ctx<'_>, k: &K, name: &str, args: &Map<String, Value>) -> R {
                 "unfulfilledQuantity" | "fulfillableQuantity" => {
                     V::Leaf(json!(l.quantity - fulfilled))
                 }
-                "requiresShipping" => V::Leaf(json!(true)),
+                "requiresShipping" => V::Leaf(json!(
+                    !st.order_extras
+                        .get(oid)
+                        .is_some_and(|x| x.digital_lines.contains(&l.id))
+                )),
+                "customAttributes" => V::Json(json!(
+                    st.order_extras
+                        .get(oid)
+                        .and_then(|x| x.custom_attributes.get(&l.id))
+                        .map(|a| a
+                            .iter()
+                            .map(|(k, v)| json!({"key": k, "value": v}))
+                            .collect::<Vec<_>>())
+                        .unwrap_or_default()
+                )),
                 "variant" => l
                     .variant_id
                     .filter(|v| st.variants.contains_key(v))

@@ -1,0 +1,2 @@
+pub mod shop;
+pub mod stack;
