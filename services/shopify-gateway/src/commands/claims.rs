@@ -1,5 +1,5 @@
 //! Claims on running commands (`command_claims`): a command is claimed in a committed statement before any Shopify
-//! call, heartbeated while it runs, and released with its result. A second delivery of a command whose claim is live
+//! call, heartbeated while it runs, and ended with its result (or released when dropped without one). A second delivery of a command whose claim is live
 //! (a re-send while the first runs) waits; one whose claim stopped beating (its replica died or hung) takes it over.
 
 use std::time::Duration;
@@ -24,11 +24,16 @@ pub struct Claim {
     pool: PgPool,
     owner: String,
     command_id: String,
+    /// Its row is deleted in the result's transaction: nothing to release on drop.
+    finished: bool,
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         self.heartbeat.abort();
+        if self.finished {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -41,8 +46,11 @@ impl Drop for Claim {
     }
 }
 
+/// Deletes a claim of its owner's.
+const DELETE: &str = "DELETE FROM command_claims WHERE command_id = $1 AND owner = $2";
+
 async fn release(pool: &PgPool, owner: &str, command_id: &str) {
-    let released = sqlx::query("DELETE FROM command_claims WHERE command_id = $1 AND owner = $2")
+    let released = sqlx::query(DELETE)
         .bind(command_id)
         .bind(owner)
         .execute(pool)
@@ -106,30 +114,18 @@ impl Claims {
             pool: self.pool.clone(),
             owner: self.owner.clone(),
             command_id: command_id.to_string(),
+            finished: false,
         }))
     }
+}
 
-    /// Gives a claim up without a result (the command goes back for another try).
-    pub async fn release(&self, command_id: &str) {
-        let released =
-            sqlx::query("DELETE FROM command_claims WHERE command_id = $1 AND owner = $2")
-                .bind(command_id)
-                .bind(&self.owner)
-                .execute(&self.pool)
-                .await;
-        if let Err(e) = released {
-            tracing::warn!(%command_id, error = %e, "releasing a command claim failed; it lapses by its age");
-        }
-    }
-
-    /// Ends a claim with the command's result, in the transaction that records it.
-    pub async fn finish(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        command_id: &str,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM command_claims WHERE command_id = $1 AND owner = $2")
-            .bind(command_id)
+impl Claim {
+    /// Ends the claim with the command's result, in the transaction that records it. Should that transaction not
+    /// commit, the row stays and the next delivery takes it over once its heartbeat is older than the takeover age.
+    pub async fn finish(mut self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        self.finished = true;
+        sqlx::query(DELETE)
+            .bind(&self.command_id)
             .bind(&self.owner)
             .execute(tx)
             .await

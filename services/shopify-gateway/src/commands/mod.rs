@@ -214,16 +214,13 @@ impl Handler for CommandHandler {
                 let prepared = Prepared::Answer {
                     result: Box::new(result),
                     published,
-                    _claim: claim,
+                    claim,
                 };
                 self.pending.put(&event.message_id, prepared);
                 Ok(())
             }
-            Err(e) => {
-                drop(claim);
-                self.claims.release(&command.command_id).await;
-                Err(e)
-            }
+            // The claim is released as it drops.
+            Err(e) => Err(e),
         }
     }
 
@@ -241,16 +238,16 @@ impl Handler for CommandHandler {
                 command.command_id
             )));
         };
-        let (result, published) = match prepared {
+        let (result, published, claim) = match prepared {
             Prepared::AnswerAgain(stored) => return answer_again(tx, event, stored).await,
             Prepared::Answer {
-                result, published, ..
-            } => (*result, published),
+                result,
+                published,
+                claim,
+            } => (*result, published, claim),
         };
-        if let Err(e) = self.check_fence(command) {
-            self.claims.release(&command.command_id).await;
-            return Err(e);
-        }
+        // Deposed meanwhile: the claim is released as it drops, and the holder runs the command.
+        self.check_fence(command)?;
         let retry = |e: sqlx::Error| HandlerError::Retry(e.into());
         let status = Status::try_from(result.status).unwrap_or(Status::Unspecified);
         let recorded = sqlx::query(
@@ -265,10 +262,7 @@ impl Handler for CommandHandler {
         .execute(&mut **tx)
         .await
         .map_err(retry)?;
-        self.claims
-            .finish(tx, &command.command_id)
-            .await
-            .map_err(retry)?;
+        claim.finish(tx).await.map_err(retry)?;
         if recorded.rows_affected() == 0 {
             // Another owner (after a takeover) answered it first: its answer stands.
             tracing::info!(command_id = %command.command_id, "command answered by another owner meanwhile; nothing published");

@@ -23,7 +23,7 @@ pub(super) enum Prepared {
     Answer {
         result: Box<pb::CommandResult>,
         published: Vec<Published>,
-        _claim: Claim,
+        claim: Claim,
     },
 }
 

@@ -34,12 +34,22 @@ pub async fn run_calls<R: Request>(
     requests: Vec<R>,
     cost: f64,
 ) -> Vec<(usize, Result<R::Response, CallError>)> {
-    let mut results: Vec<(usize, Result<R::Response, CallError>)> =
-        stream::iter(requests.into_iter().enumerate())
-            .map(|(i, request)| async move { (i, executor.send(shop, lane, &request, cost).await) })
-            .buffer_unordered(CALL_CONCURRENCY)
-            .collect()
-            .await;
-    results.sort_by_key(|(i, _)| *i);
-    results
+    let costed = requests.into_iter().map(|r| (r, cost)).collect();
+    run_costed(executor, shop, lane, costed).await
+}
+
+/// Like [`run_calls`], each request with its own expected cost.
+pub async fn run_costed<R: Request>(
+    executor: &Executor,
+    shop: &ShopCredentials,
+    lane: Lane,
+    requests: Vec<(R, f64)>,
+) -> Vec<(usize, Result<R::Response, CallError>)> {
+    stream::iter(requests.into_iter().enumerate())
+        .map(|(i, (request, cost))| async move {
+            (i, executor.send(shop, lane, &request, cost).await)
+        })
+        .buffered(CALL_CONCURRENCY)
+        .collect()
+        .await
 }

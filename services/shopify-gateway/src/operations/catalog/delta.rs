@@ -137,7 +137,7 @@ pub async fn export(
         let connection = executor.send(shop, lane, &page, cost).await?.products;
         for node in &connection.nodes {
             let shape = checked(node)?;
-            let mut product = records::product(ProductsDelta::DOCUMENT, node)?;
+            let mut product = records::product(ProductsDelta::DOCUMENT, node.clone())?;
             let mut incomplete = Vec::new();
             if shape.media.page_info.has_next_page {
                 incomplete.push(format!("more than {MEDIA} media"));
@@ -146,7 +146,7 @@ pub async fn export(
                 incomplete.push(format!("more than {METAFIELDS} metafields"));
             }
             for child in nodes(&node["media"]).chain(nodes(&node["metafields"])) {
-                match records::child(ProductsDelta::DOCUMENT, child)? {
+                match records::child(ProductsDelta::DOCUMENT, child.clone())? {
                     Some(Child::Image(image)) => product.images.push(image),
                     Some(Child::Metafield(metafield)) => product.metafields.push(metafield),
                     _ => {}
@@ -219,15 +219,15 @@ fn variants(
 ) -> Result<(), CallError> {
     const DOCUMENT: crate::shopify::documents::Document = ProductsDelta::DOCUMENT;
     for (node, checked) in nodes(connection).zip(&shape.nodes) {
-        let Some(Child::Variant(mut variant)) = records::child(DOCUMENT, node)? else {
+        let Some(Child::Variant(mut variant)) = records::child(DOCUMENT, node.clone())? else {
             continue;
         };
         variant.metafields = nodes(&node["metafields"])
-            .map(|m| records::metafield(DOCUMENT, m))
+            .map(|m| records::metafield(DOCUMENT, m.clone()))
             .collect::<Result<_, _>>()?;
         let levels = &node["inventoryItem"]["inventoryLevels"];
         variant.quantities = nodes(levels)
-            .map(|l| records::quantity(DOCUMENT, l))
+            .map(|l| records::quantity(DOCUMENT, l.clone()))
             .collect::<Result<_, _>>()?;
         if checked.metafields.page_info.has_next_page {
             incomplete.push(format!(

@@ -148,9 +148,9 @@ impl Assembler {
     fn line(&mut self, stage: Document, line: Value) -> Result<(), CallError> {
         let parent = line["__parentId"].as_str().map(str::to_string);
         match (stage.name, parent) {
-            ("catalog_products", None) => self.product(product(stage, &line)?),
+            ("catalog_products", None) => self.product(product(stage, line)?),
             ("catalog_products", Some(parent)) => {
-                let Some(child) = child(stage, &line)? else {
+                let Some(child) = child(stage, line)? else {
                     return Ok(());
                 };
                 match self.product_at.get(&GidKey::of(&parent)).copied() {
@@ -162,7 +162,7 @@ impl Assembler {
                 if let Some((p, v)) = self.variant_at.get(&GidKey::of(&parent)).copied() {
                     self.products[p].variants[v]
                         .metafields
-                        .push(metafield(stage, &line)?);
+                        .push(metafield(stage, line)?);
                 }
             }
             ("catalog_inventory", Some(item)) => {
@@ -171,7 +171,7 @@ impl Assembler {
                 };
                 self.products[p].variants[v]
                     .quantities
-                    .push(quantity(stage, &line)?);
+                    .push(quantity(stage, line)?);
             }
             // Parent lines of stages 2 and 3 (variants, inventory items) carry nothing new.
             _ => {}

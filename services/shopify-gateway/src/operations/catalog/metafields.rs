@@ -12,7 +12,7 @@ use crate::{
         Writer,
         mutation::{Stopped, line_data, run_bulk_mutation},
     },
-    operations::{MUTATION_COST, run_calls},
+    operations::{MUTATION_COST, run_costed},
     outcome::{Outcome, invalid, renamed},
     shopify::wire::{
         self, Request, UserError,
@@ -43,19 +43,11 @@ async fn send_batches(
     batches: &[Vec<Entry>],
     outcome: &mut Outcome,
 ) -> Vec<(usize, Option<MetafieldsSetPayload>)> {
-    // Calls of different sizes cost differently: each is sent with its own estimate.
-    let mut results = Vec::new();
-    for size in batches.iter().map(Vec::len).collect::<BTreeSet<_>>() {
-        let (indices, requests): (Vec<usize>, Vec<MetafieldsSet>) = batches
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.len() == size)
-            .map(|(b, batch)| (b, batch_request(batch)))
-            .unzip();
-        let answers = run_calls(w.executor, w.shop, w.lane, requests, batch_cost(size)).await;
-        results.extend(answers.into_iter().map(|(n, r)| (indices[n], r)));
-    }
-    results.sort_by_key(|(b, _)| *b);
+    let requests = batches
+        .iter()
+        .map(|batch| (batch_request(batch), batch_cost(batch.len())))
+        .collect();
+    let results = run_costed(w.executor, w.shop, w.lane, requests).await;
     answered(results, outcome)
         .into_iter()
         .map(|(b, data)| (b, data.metafields_set))

@@ -22,11 +22,12 @@ pub enum Child {
     Metafield(pb::CatalogMetafield),
 }
 
-fn typed<T: DeserializeOwned>(document: Document, v: &Value) -> Result<T, CallError> {
-    decode(document, v.clone())
+/// Lines are taken by value: a catalog has hundreds of thousands of them, decoded without a copy.
+fn typed<T: DeserializeOwned>(document: Document, v: Value) -> Result<T, CallError> {
+    decode(document, v)
 }
 
-pub fn metafield(document: Document, v: &Value) -> Result<pb::CatalogMetafield, CallError> {
+pub fn metafield(document: Document, v: Value) -> Result<pb::CatalogMetafield, CallError> {
     let m: MetafieldNode = typed(document, v)?;
     Ok(pb::CatalogMetafield {
         namespace: m.namespace,
@@ -37,7 +38,7 @@ pub fn metafield(document: Document, v: &Value) -> Result<pb::CatalogMetafield, 
 }
 
 /// A product's own fields (no variants, media or metafields).
-pub fn product(document: Document, v: &Value) -> Result<pb::CatalogProduct, CallError> {
+pub fn product(document: Document, v: Value) -> Result<pb::CatalogProduct, CallError> {
     let p: ProductNode = typed(document, v)?;
     let mut options: Vec<pb::CatalogOption> = p
         .options
@@ -65,7 +66,7 @@ pub fn product(document: Document, v: &Value) -> Result<pb::CatalogProduct, Call
 }
 
 /// One location's available quantity, from an inventory level.
-pub fn quantity(document: Document, v: &Value) -> Result<pb::CatalogQuantity, CallError> {
+pub fn quantity(document: Document, v: Value) -> Result<pb::CatalogQuantity, CallError> {
     let level: InventoryLevelNode = typed(document, v)?;
     let available = level
         .quantities
@@ -80,9 +81,11 @@ pub fn quantity(document: Document, v: &Value) -> Result<pb::CatalogQuantity, Ca
 
 /// Parses a product's child line (variant, image or metafield); None for anything else (media that is not an
 /// image).
-pub fn child(document: Document, v: &Value) -> Result<Option<Child>, CallError> {
-    let id = v["id"].as_str().unwrap_or_default();
-    if id.starts_with("gid://shopify/ProductVariant/") {
+pub fn child(document: Document, v: Value) -> Result<Option<Child>, CallError> {
+    if v["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("gid://shopify/ProductVariant/"))
+    {
         let v: VariantNode = typed(document, v)?;
         let weight = v.inventory_item.measurement.weight;
         let variant = pb::CatalogVariant {

@@ -2,7 +2,6 @@
 //! threshold. A product is created by handle, never anonymously, so a re-sent command updates what its first run
 //! created.
 
-use futures::{StreamExt, stream};
 use shopbridge_proto::gateway as pb;
 
 mod input;
@@ -14,7 +13,7 @@ use crate::{
         Writer,
         mutation::{Stopped, line_data, run_bulk_mutation},
     },
-    operations::CALL_CONCURRENCY,
+    operations::run_costed,
     outcome::{Outcome, renamed},
     shopify::wire::{
         self, Request, UserError,
@@ -91,15 +90,12 @@ pub async fn upsert_products(
             Err(Stopped) => return (None, finish(outcome, 0)),
         }
     } else {
-        // Each product costs what its variants make it cost: sent one by one through the budget, 8 at a time.
-        let sent = stream::iter(lines)
-            .map(|(i, request, cost)| async move {
-                (i, w.executor.send(w.shop, w.lane, &request, cost).await)
-            })
-            .buffered(CALL_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await;
-        answered(sent, &mut outcome)
+        // Each product costs what its variants make it cost.
+        let (items, requests): (Vec<usize>, Vec<(ProductSet, f64)>) =
+            lines.into_iter().map(|(i, r, cost)| (i, (r, cost))).unzip();
+        let sent = run_costed(w.executor, w.shop, w.lane, requests).await;
+        let by_item = sent.into_iter().map(|(n, r)| (items[n], r)).collect();
+        answered(by_item, &mut outcome)
             .into_iter()
             .map(|(i, data)| (i, data.product_set))
             .collect()
